@@ -1,0 +1,42 @@
+# dotlib: two commands do everything on a fresh clone — `make reproduce` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dotlib-setup
+STUDY ?= embedded
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-all reproduce toy train-embedded bench lab clean-results
+
+setup: $(STAMP)  ## create .venv with the pinned packages and its Jupyter kernel (idempotent)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dotlib)"
+	touch $@
+
+test: $(STAMP)  ## the test suite (slow studies run in their small versions)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)  ## every test, the slow full-size studies included
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/
+	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml
+
+toy: $(STAMP)  ## only the toy Gaussian study
+	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml --only toy
+
+train-embedded: $(STAMP)  ## retrain the committed embedded VAE and restorers (CPU, long)
+	$(VENV)/bin/papermill notebooks/00_train_embedded_vae.ipynb results/train/00_train_embedded_vae.ipynb --cwd . -k python3
+	$(VENV)/bin/papermill notebooks/00_train_embedded_restorers.ipynb results/train/00_train_embedded_restorers.ipynb --cwd . -k python3
+
+bench: $(STAMP)  ## speed benchmarks (print ratios measured in one run)
+	$(PY) benchmarks/bench_gaussian.py
+	$(PY) benchmarks/bench_latent_ot.py
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/

@@ -1,0 +1,53 @@
+"""Atomic writes: a result file is either the old one or the complete new one, never half."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["atomic_path", "write_csv", "write_text"]
+
+#: One float format for every CSV, so that reruns are byte-identical.
+FLOAT_FORMAT = "%.10g"
+
+
+class atomic_path:
+    """Context manager giving a temporary path that replaces ``path`` on success.
+
+    >>> with atomic_path("results/x.csv") as tmp:
+    ...     frame.to_csv(tmp)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                        dir=self.path.parent)
+        os.close(handle)
+        self.temporary = Path(name)
+        return self.temporary
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            os.replace(self.temporary, self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` (no index) atomically with the project's float format."""
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return Path(path)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` (UTF-8) atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
