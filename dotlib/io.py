@@ -10,6 +10,9 @@ import pandas as pd
 
 __all__ = ["atomic_path", "write_csv", "write_text"]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 #: One float format for every CSV, so that reruns are byte-identical.
 FLOAT_FORMAT = "%.10g"
 
@@ -29,6 +32,7 @@ class atomic_path:
         handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
                                         dir=self.path.parent)
         os.close(handle)
+        os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; use what open() would
         self.temporary = Path(name)
         return self.temporary
 
