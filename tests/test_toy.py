@@ -139,6 +139,6 @@ def test_notebook_runs_with_papermill(tmp_path: Path) -> None:
     assert {"alpha", "mse", "w2", "mse_theory", "w2_theory"} <= set(curve.columns) and len(curve) == 31
     fewshot = pd.read_csv(tmp_path / "toy" / "fewshot.csv")
     assert list(fewshot["n_samples"]) == [8, 64, 512]
-    for stem in ("toy_pd_plane", "toy_fewshot"):
+    for stem in ("toy_subsample_pd_plane", "toy_subsample_fewshot"):
         for suffix in (".pdf", ".png"):
             assert (tmp_path / "figures" / f"{stem}{suffix}").stat().st_size > 10000
