@@ -1,0 +1,349 @@
+"""Paper figures: perception–distortion planes, their grid over tasks, image collages.
+
+Style: seaborn "colorblind" palette for markers, the perceptually uniform, colour-blind
+safe "viridis" map for α; figure widths of one paper column (3.4 in) or two (7 in).
+:func:`save_figure` writes a vector PDF with TrueType (Type 42) embedded fonts and a
+300-dpi PNG.
+
+The inputs are study tables (see :mod:`dotlib.tables`): one row per signal with
+columns task, restorer, signal (x, xe, y, x_star, x_alpha), alpha and metric columns in
+raw units (KID and SWD are scaled ×10³ on the axes).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.collections import LineCollection
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from .tables import COLUMNS, task_label
+
+__all__ = [
+    "COLUMN_WIDTH",
+    "PAGE_WIDTH",
+    "RC_PARAMS",
+    "SIGNAL_STYLES",
+    "collage",
+    "perception_distortion",
+    "perception_distortion_grid",
+    "run_collage",
+    "save_figure",
+    "set_style",
+]
+
+COLUMN_WIDTH = 3.4  # inches, one column of a two-column paper
+PAGE_WIDTH = 7.0  # inches, both columns
+
+#: Font embedding (TrueType, never Type 3) and sizes for print.
+RC_PARAMS = {
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 6.5,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "savefig.dpi": 300,
+}
+
+_PALETTE = sns.color_palette("colorblind")
+ALPHA_CMAP = "viridis"
+
+#: Marker style of each named point of the plane (x̂0 is the x_alpha row at α = 0).
+SIGNAL_STYLES: dict[str, dict] = {
+    "x_star": {"marker": "s", "color": _PALETTE[1], "label": r"$x^*$ (restorer)"},
+    "x_hat0": {"marker": "D", "color": _PALETTE[2], "label": r"$\hat{x}_0$ (DOT)"},
+    "xe": {"marker": "^", "color": _PALETTE[4], "label": r"$D(E(x))$"},
+    "y": {"marker": "X", "color": _PALETTE[7], "label": r"$y$ (degraded)"},
+    "x": {"color": "0.35", "label": r"$x$ (clean)"},
+}
+
+_AXIS_LABELS = {c.key: (c.header, c.scale) for c in COLUMNS}
+_AXIS_LABELS.update({"mse": ("MSE", 1.0), "psnr": ("PSNR (dB)", 1.0)})
+
+
+def _styled(make: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Build the figure under :data:`RC_PARAMS`, whatever the global style is."""
+    @functools.wraps(make)
+    def wrapper(*args, **kwargs) -> Figure:
+        with plt.rc_context(RC_PARAMS):
+            return make(*args, **kwargs)
+    return wrapper
+
+
+def set_style() -> None:
+    """seaborn "ticks" theme with the colour-blind palette and :data:`RC_PARAMS`."""
+    sns.set_theme(style="ticks", palette="colorblind", rc=RC_PARAMS)
+
+
+def save_figure(fig: Figure, path: str | Path) -> tuple[Path, Path]:
+    """Write ``<path>.pdf`` (vector, TrueType fonts embedded) and ``<path>.png`` (300 dpi).
+
+    ``path`` has no suffix; folders are created. Returns the two paths.
+    """
+    path = Path(path)
+    if path.suffix in (".pdf", ".png"):
+        raise ValueError(f"give the path without a suffix, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf, png = path.with_name(path.name + ".pdf"), path.with_name(path.name + ".png")
+    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+        fig.savefig(pdf, bbox_inches="tight")
+        fig.savefig(png, dpi=300, bbox_inches="tight")
+    return pdf, png
+
+
+def _axis(column: str) -> tuple[str, float]:
+    label, scale = _AXIS_LABELS.get(column, (column, 1.0))
+    return label, scale
+
+
+def _select(table: pd.DataFrame, task: str | None, restorer: str | None) -> pd.DataFrame:
+    rows = table
+    if task is not None:
+        rows = rows[rows.task.eq(task)]
+    if restorer is not None:
+        rows = rows[rows.restorer.eq(restorer)]
+    combos = rows[["task", "restorer"]].drop_duplicates()
+    if len(combos) != 1:
+        found = ", ".join(f"{t}/{r}" for t, r in combos.itertuples(index=False)) or "none"
+        raise ValueError(f"need exactly one task/restorer pair, found: {found}; pass task= and restorer=")
+    return rows
+
+
+def _value(rows: pd.DataFrame, column: str) -> float:
+    if rows.empty or column not in rows:
+        return math.nan
+    return float(rows[column].iloc[0])
+
+
+def _draw_plane(ax, rows: pd.DataFrame, perception: str, distortion: str, log: bool,
+                label_alphas: Sequence[float], norm: Normalize) -> list[Line2D]:
+    """Draw one perception–distortion plane on ``ax``; returns the legend entries."""
+    for column in (perception, distortion):
+        if column not in rows or rows[column].notna().sum() == 0:
+            raise ValueError(f"column {column!r} has no values in this table (missing metric?)")
+    p_label, p_scale = _axis(perception)
+    d_label, d_scale = _axis(distortion)
+    sweep = rows[rows.signal.eq("x_alpha")].dropna(subset=[perception, distortion]).sort_values("alpha")
+    alphas = sweep.alpha.to_numpy(dtype=float)
+    xs = sweep[distortion].to_numpy(dtype=float) * d_scale
+    ys = sweep[perception].to_numpy(dtype=float) * p_scale
+    inside = (alphas >= -1e-9) & (alphas <= 1 + 1e-9)
+    cmap = plt.get_cmap(ALPHA_CMAP)
+    handles: list[Line2D] = []
+    if len(alphas) >= 2:
+        points = np.stack([xs, ys], axis=1)
+        segments = np.stack([points[:-1], points[1:]], axis=1)
+        middle = (alphas[:-1] + alphas[1:]) / 2
+        theory = (middle >= -1e-9) & (middle <= 1 + 1e-9)
+        for mask, style, opacity in ((theory, "solid", 1.0), (~theory, (0, (3, 2)), 0.55)):
+            if mask.any():
+                lines = LineCollection(segments[mask], cmap=cmap, norm=norm, linestyles=style,
+                                       linewidths=1.6, alpha=opacity, zorder=2)
+                lines.set_array(middle[mask])
+                ax.add_collection(lines)
+        handles.append(Line2D([], [], color=cmap(0.5), linestyle="solid",
+                              label=r"$\hat{x}_\alpha$, α∈[0,1]"))
+        if (~theory).any():
+            handles.append(Line2D([], [], color=cmap(0.5), linestyle=(0, (3, 2)), alpha=0.55,
+                                  label="extrapolation"))
+    for mask, opacity in ((inside, 1.0), (~inside, 0.55)):
+        if mask.any():
+            ax.scatter(xs[mask], ys[mask], c=alphas[mask], cmap=cmap, norm=norm, s=7, zorder=3,
+                       linewidths=0, alpha=opacity)
+    if len(alphas):
+        wanted = [float(a) for a in label_alphas] + [float(alphas[0]), float(alphas[-1])]
+        for a, x, y in zip(alphas, xs, ys):
+            if any(math.isclose(a, w, abs_tol=1e-9) for w in wanted):
+                ax.annotate(f"α={a + 0.0:g}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=6,
+                            color="0.15", zorder=6)
+    named = {
+        "x_star": rows[rows.signal.eq("x_star")],
+        "x_hat0": sweep[np.isclose(sweep.alpha, 0.0)],
+        "xe": rows[rows.signal.eq("xe")],
+        "y": rows[rows.signal.eq("y")],
+    }
+    for key, subset in named.items():
+        x, y = _value(subset, distortion) * d_scale, _value(subset, perception) * p_scale
+        if math.isfinite(x) and math.isfinite(y):
+            style = SIGNAL_STYLES[key]
+            ax.scatter([x], [y], marker=style["marker"], color=style["color"], s=34, zorder=5,
+                       edgecolors="black", linewidths=0.5)
+            handles.append(Line2D([], [], marker=style["marker"], color=style["color"], linestyle="",
+                                  markeredgecolor="black", markeredgewidth=0.5, label=style["label"]))
+    clean = _value(rows[rows.signal.eq("x")], perception) * p_scale
+    if math.isfinite(clean) and (clean > 0 or not log):
+        ax.axhline(clean, color=SIGNAL_STYLES["x"]["color"], linestyle=":", linewidth=1.0, zorder=1)
+        handles.append(Line2D([], [], color=SIGNAL_STYLES["x"]["color"], linestyle=":",
+                              label=SIGNAL_STYLES["x"]["label"]))
+    ax.margins(0.08)
+    ax.autoscale_view()
+    if log:
+        ax.set_yscale("log")
+        if distortion == "mse":
+            ax.set_xscale("log")
+        for axis in [ax.yaxis] + ([ax.xaxis] if distortion == "mse" else []):
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(NullFormatter())
+    arrow = {"mse": " ↓", "psnr": " ↑"}.get(distortion, "")
+    ax.set_xlabel(d_label + arrow)
+    ax.set_ylabel(p_label + " ↓")
+    first = rows.iloc[0]
+    ax.set_title(f"{task_label(str(first.task))} — {first.restorer}")
+    ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+    return handles
+
+
+def _alpha_norm(rows: pd.DataFrame) -> Normalize:
+    alphas = rows.loc[rows.signal.eq("x_alpha"), "alpha"].dropna()
+    if alphas.empty:
+        return Normalize(vmin=0.0, vmax=1.0)
+    return Normalize(vmin=float(alphas.min()), vmax=float(alphas.max()))
+
+
+def _alpha_colorbar(fig: Figure, norm: Normalize, ax) -> None:
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=ALPHA_CMAP), ax=ax, pad=0.02,
+                       fraction=0.05, aspect=30)
+    bar.set_label("α")
+
+
+@_styled
+def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer: str | None = None,
+                          perception: str = "swd", distortion: str = "mse", log: bool = True,
+                          label_alphas: Sequence[float] = (0.0, 0.5, 1.0)) -> Figure:
+    """Perception–distortion plane of one task/restorer, one paper column wide.
+
+    ``perception`` (any metric column; SWD by default) against ``distortion`` (MSE or
+    PSNR). The α sweep (x_alpha rows) is a path coloured by α (colour bar): solid for
+    α ∈ [0, 1], the theory's tradeoff (Freirich et al. 2021), dashed and lighter for
+    extrapolation (α < 0 or α > 1). α is written at ``label_alphas`` and at both ends.
+    x* (restorer), x̂0 (α = 0), D(E(x)) and y are marked; the clean set x, whose
+    distortion is 0, is a dotted horizontal line at its perceptual index (when
+    positive). ``log``: logarithmic perception axis, and distortion axis when it is MSE.
+    """
+    rows = _select(table, task, restorer)
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 1.05 * COLUMN_WIDTH), constrained_layout=True)
+    norm = _alpha_norm(rows)
+    handles = _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm)
+    _alpha_colorbar(fig, norm, ax)
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, handlelength=1.6)
+    return fig
+
+
+@_styled
+def perception_distortion_grid(table: pd.DataFrame, perception: str = "swd", distortion: str = "mse",
+                               columns: int = 3, log: bool = True,
+                               label_alphas: Sequence[float] = (0.0, 0.5, 1.0)) -> Figure:
+    """One perception–distortion panel per (task, restorer), two paper columns wide.
+
+    Panels share one α colour scale (the range of every α in the table) and one legend.
+    """
+    combos = list(table[["task", "restorer"]].drop_duplicates().itertuples(index=False))
+    if not combos:
+        raise ValueError("the study table is empty")
+    columns = max(1, min(columns, len(combos)))
+    nrows = math.ceil(len(combos) / columns)
+    panel = PAGE_WIDTH / columns
+    fig, axes = plt.subplots(nrows, columns, figsize=(PAGE_WIDTH, 0.85 * panel * nrows + 0.5),
+                             squeeze=False, constrained_layout=True)
+    norm = _alpha_norm(table)
+    handles: dict[str, Line2D] = {}
+    for ax, (task, restorer) in zip(axes.flat, combos):
+        rows = _select(table, task, restorer)
+        for handle in _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm):
+            handles.setdefault(handle.get_label(), handle)
+    for ax in list(axes.flat)[len(combos):]:
+        ax.set_visible(False)
+    _alpha_colorbar(fig, norm, axes)
+    fig.legend(handles=list(handles.values()), loc="outside lower center",
+               ncol=min(len(handles), 4), frameon=False)
+    return fig
+
+
+def _to_image(image) -> np.ndarray:
+    """``[3, H, W]`` tensor or ``[H, W(, 3)]`` array in [0, 1] -> ``[H, W, 3]`` float array."""
+    if isinstance(image, torch.Tensor):
+        array = image.detach().float().cpu().numpy()
+        if array.ndim == 3 and array.shape[0] in (1, 3):
+            array = array.transpose(1, 2, 0)
+    else:
+        array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"expected an image [3, H, W] or [H, W, 3], got shape {array.shape}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return np.clip(array, 0.0, 1.0)
+
+
+@_styled
+def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
+            column_labels: Sequence[str] | None = None, width: float = PAGE_WIDTH,
+            path: str | Path | None = None) -> Figure:
+    """A grid of images (rows × columns) with labels; saved as PDF + PNG when ``path`` is given.
+
+    Every cell is drawn at the same size whatever the image's resolution (a low-resolution
+    ``y`` is shown with its pixels enlarged, nearest neighbour). Images are ``[3, H, W]``
+    tensors or ``[H, W, 3]`` arrays in [0, 1].
+    """
+    grid = [list(row) for row in images]
+    if not grid or not grid[0] or any(len(row) != len(grid[0]) for row in grid):
+        raise ValueError("images must be a non-empty list of rows of equal length")
+    nrows, ncols = len(grid), len(grid[0])
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"{len(row_labels)} row labels for {nrows} rows")
+    if column_labels is not None and len(column_labels) != ncols:
+        raise ValueError(f"{len(column_labels)} column labels for {ncols} columns")
+    arrays = [[_to_image(image) for image in row] for row in grid]
+    aspect = arrays[0][0].shape[0] / arrays[0][0].shape[1]
+    cell = width / ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, cell * aspect * nrows + 0.25),
+                             squeeze=False, gridspec_kw={"wspace": 0.02, "hspace": 0.02})
+    for r, row in enumerate(arrays):
+        for c, array in enumerate(row):
+            ax = axes[r, c]
+            ax.imshow(array, interpolation="nearest", extent=(0, 1, 0, aspect), aspect="equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if column_labels is not None and r == 0:
+                ax.set_title(column_labels[c], fontsize=8, pad=3)
+            if row_labels is not None and c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=8)
+    fig.subplots_adjust(left=0.03 if row_labels is not None else 0.0, right=1.0, bottom=0.0,
+                        top=1.0 - 0.25 / fig.get_figheight() if column_labels is not None else 1.0)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+#: Column labels of the named images of a study run (``dotlib.study.TaskRun.images``).
+RUN_LABELS = {"y": r"$y$", "x_star": r"$x^*$", "x_hat0": r"$\hat{x}_0$", "xe": r"$D(E(x))$", "x": r"$x$"}
+
+
+def run_collage(images: Mapping[str, torch.Tensor], indices: Sequence[int] = (0, 1, 2),
+                columns: Sequence[str] = ("y", "x_star", "x_hat0", "x"), width: float = PAGE_WIDTH,
+                path: str | Path | None = None) -> Figure:
+    """Rows of ``y | x* | x̂0 | x`` (any ``columns`` of ``images``) for the images at ``indices``."""
+    missing = [name for name in columns if name not in images]
+    if missing:
+        raise KeyError(f"no images for {missing}; have {sorted(images)}")
+    rows = [[images[name][index] for name in columns] for index in indices]
+    labels = [RUN_LABELS.get(name, name) for name in columns]
+    return collage(rows, row_labels=[f"#{i}" for i in indices], column_labels=labels, width=width, path=path)

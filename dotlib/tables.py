@@ -1,0 +1,244 @@
+"""The poster's results table (Adrai et al. 2023, §7) from a study table, as Markdown and LaTeX.
+
+Rows per (task, restorer): x, D(E(x)), y, x* (the restorer), selected x̂_α and x̂0.
+Columns: PSNR, SSIM, LPIPS, FID, IS, KID ×10³ (the published metrics), SWD ×10³ (the
+weight-free perceptual index) and the latent W2² (the objective DOT fits, not a
+quality score). A metric that was not computed is printed "—" and explained in a
+footnote; a value with a spread column (``<name>_sd``) is printed "mean ± sd".
+
+The study table is the one ``dotlib.study.run_task`` returns (one row per signal; see
+CONTEXT): columns task, restorer, encoder, signal, alpha, the metric columns and their
+``_sd`` spreads, in raw units (KID and SWD are scaled ×10³ only when printed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "COLUMNS",
+    "TASK_LABELS",
+    "Column",
+    "poster_rows",
+    "task_label",
+    "to_latex",
+    "to_markdown",
+    "write_tables",
+]
+
+#: Plain-text and LaTeX names of the tasks of ``dotlib.degradations.TASKS``.
+TASK_LABELS: dict[str, tuple[str, str]] = {
+    "sr4": ("SISR ×4", r"SISR $\times 4$"),
+    "jpeg10": ("JPEG q=10", r"JPEG $q=10$"),
+    "awgn50": ("AWGN σ=50", r"AWGN $\sigma=50$"),
+    "sr4_jpeg10": ("SR ×4 + JPEG q=10", r"SR $\times 4$ + JPEG $q=10$"),
+    "sr4_awgn50": ("SR ×4 + AWGN σ=50", r"SR $\times 4$ + AWGN $\sigma=50$"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One printed metric: study-table column ``key``, header, ↑/↓, display scale and decimals."""
+
+    key: str
+    header: str
+    latex: str
+    higher_is_better: bool | None
+    scale: float = 1.0
+    decimals: int = 2
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("psnr", "PSNR", "PSNR", True, 1.0, 2),
+    Column("ssim", "SSIM", "SSIM", True, 1.0, 3),
+    Column("lpips", "LPIPS", "LPIPS", False, 1.0, 3),
+    Column("fid", "FID", "FID", False, 1.0, 2),
+    Column("is", "IS", "IS", True, 1.0, 2),
+    Column("kid", "KID ×10³", r"KID $\times 10^3$", False, 1e3, 2),
+    Column("swd", "SWD ×10³", r"SWD $\times 10^3$", False, 1e3, 1),
+    Column("latent_w2", "latent W₂² (fitted)", r"latent $W_2^2$ (fitted)", None, 1.0, 3),
+)
+
+
+def task_label(task: str, latex: bool = False) -> str:
+    """Display name of a task (its key when unknown)."""
+    labels = TASK_LABELS.get(task)
+    if labels is None:
+        return task.replace("_", r"\_") if latex else task
+    return labels[1] if latex else labels[0]
+
+
+def _signal_label(signal: str, alpha: float, restorer: str, latex: bool) -> str:
+    if signal == "x":
+        return r"$\mathbf{x}$" if latex else "x"
+    if signal == "xe":
+        return r"$\mathbf{D}(\mathbf{E}(\mathbf{x}))$" if latex else "D(E(x))"
+    if signal == "y":
+        return r"$\mathbf{y}$ (bicubic up)" if latex else "y (bicubic up)"
+    if signal == "x_star":
+        return (r"$\mathbf{x}^*$: " + restorer.replace("_", r"\_")) if latex else f"x*: {restorer}"
+    if signal == "x_alpha":
+        value = f"{alpha + 0.0:g}"  # no "-0"
+        return rf"$\hat{{\mathbf{{x}}}}_{{{value}}}$" if latex else f"x̂<sub>{value}</sub>"
+    raise ValueError(f"unknown signal {signal!r}")
+
+
+def _alpha_rows(group: pd.DataFrame, alphas: str | Sequence[float], perception: str) -> list[float]:
+    """α values to print: explicit, or "auto" = best PSNR (α ∉ {0, 1}), best ``perception``, then 0."""
+    sweep = group[group.signal.eq("x_alpha")]
+    if sweep.empty:
+        return []
+    if alphas != "auto":
+        return [float(a) for a in alphas]
+    chosen: list[float] = []
+    inner = sweep[~np.isclose(sweep.alpha, 0.0) & ~np.isclose(sweep.alpha, 1.0)]
+    if "psnr" in inner and inner.psnr.notna().any():
+        chosen.append(float(inner.loc[inner.psnr.idxmax(), "alpha"]))
+    if perception in inner and inner[perception].notna().any():
+        best = float(inner.loc[inner[perception].idxmin(), "alpha"])
+        if not any(math.isclose(best, a) for a in chosen):
+            chosen.append(best)
+    if np.isclose(sweep.alpha, 0.0).any():
+        chosen.append(0.0)
+    return chosen
+
+
+def poster_rows(table: pd.DataFrame, alphas: str | Sequence[float] = "auto",
+                perception: str = "swd") -> pd.DataFrame:
+    """The rows of the poster table, in order: one block per (task, restorer).
+
+    Keeps the study-table columns and adds ``block`` (0, 1, ...). ``alphas``: which
+    x̂_α rows to keep ("auto": the best-PSNR α, the best-``perception`` α and α = 0).
+    """
+    needed = {"task", "restorer", "signal", "alpha"}
+    if not needed <= set(table.columns):
+        raise ValueError(f"the study table needs columns {sorted(needed)}; it has {list(table.columns)}")
+    blocks = []
+    for block, ((_, _), group) in enumerate(table.groupby(["task", "restorer"], sort=False)):
+        picked = [group[group.signal.eq(s)].head(1) for s in ("x", "xe", "y", "x_star")]
+        for alpha in _alpha_rows(group, alphas, perception):
+            rows = group[group.signal.eq("x_alpha") & np.isclose(group.alpha, alpha)]
+            if rows.empty:
+                raise ValueError(f"no x_alpha row at alpha={alpha} for {group.task.iloc[0]}")
+            picked.append(rows.head(1))
+        frame = pd.concat(picked)
+        blocks.append(frame.assign(block=block))
+    if not blocks:
+        raise ValueError("the study table is empty")
+    return pd.concat(blocks, ignore_index=True)
+
+
+def _cell(row: pd.Series, column: Column, latex: bool) -> tuple[str, bool]:
+    """Printed value ("mean ± sd" when a finite ``<key>_sd`` exists) and whether it is missing."""
+    value = row.get(column.key, math.nan)
+    if pd.isna(value):
+        return ("---" if latex else "—"), True
+    value = float(value)
+    if math.isinf(value):
+        return (r"$\infty$" if latex else "∞"), False
+    text = f"{value * column.scale:.{column.decimals}f}"
+    spread = row.get(f"{column.key}_sd", math.nan)
+    if not pd.isna(spread) and math.isfinite(float(spread)):
+        text += (r" $\pm$ " if latex else " ± ") + f"{float(spread) * column.scale:.{column.decimals}f}"
+    return text, False
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def _footnotes(missing: set[str], notes: Mapping[str, str] | None, latex: bool) -> list[str]:
+    """One line per missing metric: its name and the reason (``notes``) or a generic one."""
+    lines = []
+    for column in COLUMNS:
+        if column.key in missing:
+            reason = (notes or {}).get(column.key, "not computed for these rows")
+            if latex:
+                lines.append(f"--- {column.latex}: {_latex_escape(reason)}")
+            else:
+                lines.append(f"— {column.header}: {reason}")
+    return lines
+
+
+def _layout(table: pd.DataFrame, columns: Sequence[Column], latex: bool, alphas, perception
+            ) -> tuple[list[list[str]], list[int], set[str]]:
+    rows = poster_rows(table, alphas, perception)
+    body, block_starts, missing = [], [], set()
+    previous = None
+    for _, row in rows.iterrows():
+        first = row.block != previous
+        if first:
+            block_starts.append(len(body))
+            previous = row.block
+        label = task_label(str(row.task), latex) if first else ""
+        cells = [label, _signal_label(str(row.signal), float(row.alpha), str(row.restorer), latex)]
+        for column in columns:
+            text, absent = _cell(row, column, latex)
+            if absent:
+                missing.add(column.key)
+            cells.append(text)
+        body.append(cells)
+    return body, block_starts, missing
+
+
+def _arrow(column: Column, latex: bool) -> str:
+    if column.higher_is_better is None:
+        return ""
+    if latex:
+        return r" $\uparrow$" if column.higher_is_better else r" $\downarrow$"
+    return " ↑" if column.higher_is_better else " ↓"
+
+
+def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas="auto",
+                perception: str = "swd", notes: Mapping[str, str] | None = None) -> str:
+    """The poster table as GitHub Markdown; ``notes`` maps a metric key to why it is missing."""
+    body, _, missing = _layout(table, columns, False, alphas, perception)
+    header = ["Task", "Signal"] + [c.header + _arrow(c, False) for c in columns]
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join([":--", ":--"] + ["--:"] * len(columns)) + " |"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    footnotes = _footnotes(missing, notes, False)
+    if footnotes:
+        lines.append("")
+        lines += [f"{line}  " for line in footnotes]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas="auto",
+             perception: str = "swd", notes: Mapping[str, str] | None = None) -> str:
+    """The poster table as a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
+    body, block_starts, missing = _layout(table, columns, True, alphas, perception)
+    header = ["Task", "Signal"] + [c.latex + _arrow(c, True) for c in columns]
+    lines = [r"\begin{tabular}{ll" + "r" * len(columns) + "}", r"\toprule",
+             " & ".join(header) + r" \\", r"\midrule"]
+    for index, cells in enumerate(body):
+        if index in block_starts and index > 0:
+            lines.append(r"\midrule")
+        lines.append(" & ".join(cells) + r" \\")
+    lines.append(r"\bottomrule")
+    width = 2 + len(columns)
+    lines += [rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {line}}} \\"
+              for line in _footnotes(missing, notes, True)]
+    lines.append(r"\end{tabular}")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(table: pd.DataFrame, folder: str | Path, stem: str = "poster",
+                 notes: Mapping[str, str] | None = None, **options) -> tuple[Path, Path]:
+    """Write ``<folder>/<stem>.md`` and ``<folder>/<stem>.tex``; returns both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown, latex = folder / f"{stem}.md", folder / f"{stem}.tex"
+    markdown.write_text(to_markdown(table, notes=notes, **options), encoding="utf-8")
+    latex.write_text(to_latex(table, notes=notes, **options), encoding="utf-8")
+    return markdown, latex

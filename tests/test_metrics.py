@@ -1,0 +1,325 @@
+"""dotlib.metrics against scikit-image / clean-fid / scipy (peers) and against theory."""
+
+from __future__ import annotations
+
+import io
+import math
+import urllib.request
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from PIL import Image, ImageFilter
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from dotlib import metrics as M
+from dotlib.data import load_photo, split_photos
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    return Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+
+
+def from_pil(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image.convert("RGB")).astype(np.float32) / 255).permute(2, 0, 1)
+
+
+def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    return torch.stack([from_pil(to_pil(im).filter(ImageFilter.GaussianBlur(sigma))) for im in images])
+
+
+def noise(images: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (images + sigma * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+
+
+def jpeg(images: torch.Tensor, quality: int) -> torch.Tensor:
+    out = []
+    for image in images:
+        buffer = io.BytesIO()
+        to_pil(image).save(buffer, format="JPEG", quality=quality)
+        buffer.seek(0)
+        out.append(from_pil(Image.open(buffer)))
+    return torch.stack(out)
+
+
+@pytest.fixture(scope="module")
+def photo_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two real crops (astronaut, coffee) and a noisy-and-blurred version of them."""
+    clean = torch.stack([load_photo("astronaut")[:, 100:228, 150:310],
+                         load_photo("coffee")[:, 50:178, 200:360]])
+    return clean, noise(blur(clean, 1.2), 0.04)
+
+
+@pytest.fixture(scope="module")
+def eval_tiles() -> tuple[torch.Tensor, torch.Tensor]:
+    """Disjoint 64-px tiles of the eval photos, checkerboard-split into reference / evaluated."""
+    reference, evaluated = [], []
+    for name in split_photos("eval"):
+        photo = load_photo(name)
+        rows, cols = photo.shape[1] // 64, photo.shape[2] // 64
+        for i in range(rows):
+            for j in range(cols):
+                tile = photo[:, 64 * i:64 * (i + 1), 64 * j:64 * (j + 1)]
+                (reference if (i + j) % 2 == 0 else evaluated).append(tile)
+    return torch.stack(reference), torch.stack(evaluated)
+
+
+class RandomConvFeatures(torch.nn.Module):
+    """A fixed random conv net: [B, 3, 299, 299] in [0, 255] -> [B, 32] (mean and std pooling)."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, stride=4), torch.nn.ReLU(),
+                                       torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU())
+        self.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h = self.net(images / 255.0)
+        return torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
+
+
+class RandomClassifier(RandomConvFeatures):
+    """Class probabilities [B, 10] from the random features."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(10 * super().forward(images)[:, :10], dim=1)
+
+
+@pytest.fixture(scope="module")
+def extractor() -> M.CleanFeatures:
+    return M.CleanFeatures(RandomConvFeatures(), name="random_conv", device="cpu")
+
+
+# -------------------------------------------------------------------------- distortion
+
+def test_psnr_ssim_match_skimage_on_photos(photo_pair):
+    clean, degraded = photo_pair
+    ours_psnr, ours_ssim = M.psnr(clean, degraded), M.ssim(clean, degraded)
+    assert ours_psnr.dtype == ours_ssim.dtype == torch.float64 and ours_psnr.shape == (2,)
+    for i in range(2):
+        a = clean[i].permute(1, 2, 0).double().numpy()
+        b = degraded[i].permute(1, 2, 0).double().numpy()
+        ref_ssim = structural_similarity(a, b, channel_axis=-1, data_range=1.0, gaussian_weights=True,
+                                         sigma=1.5, use_sample_covariance=False)
+        assert abs(float(ours_ssim[i]) - ref_ssim) < 1e-6
+        assert abs(float(ours_psnr[i]) - peak_signal_noise_ratio(a, b, data_range=1.0)) < 1e-6
+    assert 0.2 < float(ours_ssim.min()) < 0.95  # a real, non-trivial comparison
+
+
+def test_distortion_identities(photo_pair):
+    clean, degraded = photo_pair
+    assert torch.all(M.psnr(clean, clean) == math.inf)
+    assert torch.allclose(M.ssim(clean, clean), torch.ones(2, dtype=torch.float64))
+    expected = (clean.double() - degraded.double()).pow(2).mean(dim=(1, 2, 3))
+    assert torch.allclose(M.mse(clean, degraded), expected)
+    with pytest.raises(ValueError, match="same shape"):
+        M.psnr(clean, degraded[:, :, :64])
+    with pytest.raises(ValueError, match="at least 11x11"):
+        M.ssim(clean[..., :8, :8], clean[..., :8, :8])
+
+
+# ------------------------------------------------------------------------------- LPIPS
+
+@pytest.fixture(scope="module")
+def random_lpips() -> M.LPIPS:
+    """LPIPS with He-initialised random VGG16 weights and random non-negative linear layers."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in make_layers(cfgs["D"]).state_dict().items()}
+    generator = torch.Generator().manual_seed(0)
+    vgg_state = {}
+    for key, shape in shapes.items():
+        fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
+        scale = math.sqrt(2.0 / fan_in) if key.endswith("weight") else 0.0
+        vgg_state[f"features.{key}"] = scale * torch.randn(shape, generator=generator)
+    lin_state = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1, generator=generator)
+                 for k, c in enumerate((64, 128, 256, 512, 512))}
+    return M.LPIPS(vgg_state, lin_state)
+
+
+def test_lpips_computation_path(photo_pair, random_lpips):
+    clean, _ = photo_pair
+    clean = clean[..., :64, :64]
+    net = random_lpips
+    assert torch.all(net(clean, clean) == 0)
+    mild, strong = net(clean, noise(clean, 0.05)), net(clean, noise(clean, 0.3))
+    assert torch.all(mild > 0) and torch.all(strong > mild)
+    assert torch.allclose(net(noise(clean, 0.05), clean), mild)
+
+
+def test_lpips_missing_weights_named(tmp_path, monkeypatch):
+    monkeypatch.delenv(M.LPIPS_VGG_ENV, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(M.MetricUnavailable, match="vgg16-397923af.pth") as error:
+        M.load_lpips()
+    assert M.LPIPS_VGG_ENV in error.value.reason and "download.pytorch.org" in error.value.reason
+
+
+# --------------------------------------------------------------------- clean-fid path
+
+def test_inception_missing_is_reported_without_download(tmp_path, monkeypatch):
+    monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
+    monkeypatch.setattr(M, "_cleanfid_cache_dir", lambda: tmp_path)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    with pytest.raises(M.MetricUnavailable, match="inception-2015-12-05.pt") as error:
+        M.load_inception()
+    reason = error.value.reason
+    assert M.INCEPTION_ENV in reason and "https://" in reason and str(tmp_path) in reason
+    monkeypatch.setenv(M.INCEPTION_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(M.MetricUnavailable, match="nowhere"):
+        M.inception_file()
+
+
+def test_fake_torchscript_inception_loads_through_cleanfid(tmp_path, monkeypatch, photo_pair):
+    """The loading plumbing (file lookup, clean-fid's InceptionV3W, IS head) with a stand-in network."""
+
+    class Stand(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(3, 2048, 1))
+            self.output = torch.nn.Linear(2048, 1008)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.output(self.layers(x).flatten(1))
+
+    torch.jit.script(Stand()).save(str(tmp_path / M.INCEPTION_FILE))
+    monkeypatch.setenv(M.INCEPTION_ENV, str(tmp_path))
+    clean, _ = photo_pair
+    feats = M.load_inception(output="features")(clean)
+    probs = M.load_inception(output="probabilities")(clean)
+    assert feats.shape == (2, 2048) and probs.shape == (2, 1008)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_fid_self_zero_and_grows_with_degradation(extractor):
+    clean = torch.stack([load_photo(n)[:, 64 * i:64 * i + 96, 64 * j:64 * j + 96]
+                         for n in split_photos("target") for i in range(3) for j in range(4)])
+    reference = extractor(clean)
+    assert reference.shape == (24, 32) and reference.dtype == np.float64
+    assert M.fid(reference, reference) < 1e-8
+    fids = [M.fid(extractor(noise(clean, s)), reference) for s in (0.02, 0.06, 0.15)]
+    assert 0 < fids[0] < fids[1] < fids[2]
+    # the unbiased MMD² of a set against itself is slightly negative (its diagonal is excluded)
+    kids = [M.kid(extractor(noise(clean, s)), reference, subsets=5)[0] for s in (0.0, 0.06, 0.15, 0.3)]
+    assert kids[0] < kids[1] < kids[2] < kids[3] and kids[3] > 10 * abs(kids[0])
+
+
+def test_fid_and_kid_equal_cleanfid_on_features():
+    from cleanfid.fid import fid_from_feats, kernel_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 12)) @ rng.standard_normal((12, 12))
+    b = 0.5 + rng.standard_normal((250, 12)) @ rng.standard_normal((12, 12))
+    assert M.fid(a, b) == pytest.approx(fid_from_feats(a, b), rel=1e-8)
+    # with one subset covering every row, both KIDs use the same rows (order does not matter)
+    ours, spread = M.kid(a[:250], b, subsets=3, subset_size=250)
+    assert ours == pytest.approx(kernel_distance(a[:250], b, num_subsets=1, max_subset_size=250), rel=1e-10)
+    assert spread < 1e-12 * abs(ours) + 1e-15
+
+
+def test_same_code_path_for_folders_and_tensors(tmp_path, extractor, photo_pair):
+    clean, _ = photo_pair
+    for index, image in enumerate(clean):
+        to_pil(image).save(tmp_path / f"{index}.png")
+    assert np.allclose(extractor.folder(tmp_path), extractor(clean), rtol=1e-5, atol=1e-6)
+
+
+def test_inception_score_theory():
+    assert M.inception_score(np.full((20, 5), 0.2), splits=2) == pytest.approx((1.0, 0.0))
+    one_hot = np.eye(4)[np.arange(48) % 4]
+    mean, sd = M.inception_score(one_hot, splits=4)
+    assert mean == pytest.approx(4.0) and sd == pytest.approx(0.0, abs=1e-12)
+
+
+def test_evaluator_records_missing_and_fills_the_row(tmp_path, monkeypatch, eval_tiles, extractor,
+                                                    random_lpips):
+    monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
+    monkeypatch.setattr(M, "_cleanfid_cache_dir", lambda: tmp_path)
+    reference, evaluated = eval_tiles[0][:8], eval_tiles[1][:8]
+    offline = M.Evaluator(reference, lpips=None, n_bootstrap=4, swd_options={"directions": 32})
+    assert set(offline.missing) == {"fid", "kid", "is", "lpips"}
+    assert M.INCEPTION_FILE in offline.missing["fid"]
+    row = offline(evaluated, clean=evaluated).row()
+    assert set(row) == set(M.STUDY_COLUMNS)
+    assert math.isnan(row["fid"]) and math.isnan(row["is"]) and math.isnan(row["lpips"])
+    assert row["psnr"] == math.inf and row["ssim"] == pytest.approx(1.0) and row["mse"] == 0.0
+    assert row["swd"] > 0 and row["swd_sd"] > 0
+
+    probs = M.CleanFeatures(RandomClassifier(), name="random_classes")
+    injected = M.Evaluator(reference, features=extractor, probabilities=probs, lpips=random_lpips,
+                           n_bootstrap=0, kid_subsets=5, swd_options={"directions": 32})
+    assert injected.missing == {}
+    same = injected(reference, clean=reference)
+    assert same.values["fid"] < 1e-8 and same.values["swd"] == 0.0 and same.values["lpips"] == 0.0
+    degraded = injected(noise(reference, 0.1), clean=reference).values
+    assert degraded["fid"] > 0 and degraded["lpips"] > 0 and degraded["is"] >= 1.0
+    assert degraded["psnr"] == pytest.approx(float(M.psnr(noise(reference, 0.1), reference).mean()))
+
+
+# ----------------------------------------------------------------- sliced Wasserstein
+
+def test_laplacian_pyramid_reconstructs_exactly(photo_pair):
+    clean, _ = photo_pair
+    bands = M.laplacian_pyramid(clean.double(), 4)
+    assert [b.shape[-1] for b in bands] == [160, 80, 40, 20]
+    image = bands[-1]
+    for band in reversed(bands[:-1]):
+        image = band + M._expand(image, band.shape[-2:])
+    assert torch.allclose(image, clean.double(), atol=1e-12)
+
+
+def test_exact_w1_of_unequal_sets_matches_scipy():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((3, 50)), 0.3 + 2 * rng.standard_normal((3, 70))
+    ours = M.SlicedWasserstein._w1(torch.from_numpy(np.sort(a)), torch.from_numpy(np.sort(b)))
+    expected = np.mean([scipy.stats.wasserstein_distance(a[i], b[i]) for i in range(3)])
+    assert ours == pytest.approx(expected, rel=1e-12)
+
+
+def test_swd_ranks_degradations_on_eval_photos(eval_tiles):
+    """Reference: natural tiles disjoint from the evaluated ones (checkerboard over the eval photos)."""
+    reference, evaluated = eval_tiles
+    index = M.SlicedWasserstein(reference)
+    assert index.levels == 3
+    clean = index(evaluated).mean
+    assert index(reference).mean == 0.0
+    for name, degrade, (mild, strong) in [("blur", blur, (1.0, 3.0)),
+                                          ("noise", noise, (5 / 255, 25 / 255)),
+                                          ("jpeg", jpeg, (20, 5))]:
+        scores = [index(degrade(evaluated, mild)).mean, index(degrade(evaluated, strong)).mean]
+        assert clean < scores[0] < scores[1], f"{name}: clean {clean:.4f}, mild/strong {scores}"
+
+
+def test_swd_bootstrap_spread_is_deterministic(eval_tiles):
+    reference, evaluated = eval_tiles[0][:20], eval_tiles[1][:20]
+    index = M.SlicedWasserstein(reference, directions=64)
+    first, second = index(evaluated, n_bootstrap=8, seed=3), index(evaluated, n_bootstrap=8, seed=3)
+    assert first == second and 0 < first.sd < first.mean
+    assert len(first.levels) == 3 and first.mean == pytest.approx(np.mean(first.levels))
+    assert M.swd(evaluated, reference, directions=64).mean == pytest.approx(first.mean)
+
+
+def test_perceptual_index_front_door(tmp_path, monkeypatch, eval_tiles, extractor):
+    reference, evaluated = eval_tiles[0][:12], eval_tiles[1][:12]
+    value, spread = M.perceptual_index("swd", evaluated, reference, n_bootstrap=4, directions=32)
+    direct = M.SlicedWasserstein(reference, directions=32)(evaluated, n_bootstrap=4)
+    assert (value, spread) == (direct.mean, direct.sd)
+    value, spread = M.perceptual_index("fid", evaluated, reference, features=extractor, n_bootstrap=4)
+    assert value == pytest.approx(M.fid(extractor(evaluated), extractor(reference))) and spread > 0
+    monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
+    monkeypatch.setattr(M, "_cleanfid_cache_dir", lambda: tmp_path)
+    for name in ("fid", "kid", "is"):
+        with pytest.raises(M.MetricUnavailable, match=M.INCEPTION_FILE):
+            M.perceptual_index(name, evaluated, reference)
+    with pytest.raises(ValueError, match="unknown perceptual index"):
+        M.perceptual_index("niqe", evaluated, reference)

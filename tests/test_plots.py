@@ -1,0 +1,140 @@
+"""dotlib.plots and dotlib.tables on a synthetic study table shaped like run_task's output."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from dotlib import plots, tables
+
+
+def study_table(tasks=("sr4", "awgn50")) -> pd.DataFrame:
+    """Theory-shaped rows: MSE(α) = D* + (1 - α)² W², perception grows with |α|.
+
+    Best PSNR among α ∉ {0, 1} is at α = 0.9; the lowest SWD at α = -0.2 (a dip below x̂0).
+    FID/KID/IS/LPIPS are missing (NaN), as on a machine without their weights.
+    """
+    rows = []
+    for k, task in enumerate(tasks):
+        d_star, w2 = 0.002 * (k + 1), 0.0015
+
+        def add(signal, alpha, mse, swd):
+            rows.append({
+                "task": task, "restorer": "mse_net", "encoder": "embedded", "signal": signal,
+                "alpha": alpha, "n_images": 8, "mse": mse, "mse_sd": 0.2 * mse,
+                "psnr": math.inf if mse == 0 else -10 * math.log10(mse), "psnr_sd": 0.0 if mse == 0 else 1.5,
+                "ssim": 1.0 - 20 * mse, "ssim_sd": 0.03, "swd": swd, "swd_sd": 0.1 * swd,
+                "latent_w2": 0.5 + swd, "lpips": math.nan, "fid": math.nan, "kid": math.nan,
+                "kid_sd": math.nan, "is": math.nan, "is_sd": math.nan,
+            })
+
+        add("x", math.nan, 0.0, 0.004)
+        add("xe", math.nan, 0.5 * d_star, 0.03)
+        add("y", math.nan, 5 * d_star, 0.4)
+        add("x_star", math.nan, d_star, 0.15)
+        for alpha in np.round(np.arange(-1.0, 2.01, 0.1), 10):
+            bump = 0.00005 if not 0.85 < alpha < 0.95 else -0.00001   # best PSNR at 0.9
+            dip = -0.02 if math.isclose(alpha, -0.2) else 0.0          # best SWD at -0.2
+            mse = d_star + (1 - alpha) ** 2 * w2 + bump
+            add("x_alpha", float(alpha), mse, 0.02 + 0.13 * abs(alpha) + dip)
+    return pd.DataFrame(rows)
+
+
+def assert_pdf_png(pdf, png, width_in: float):
+    assert pdf.stat().st_size > 2000 and png.stat().st_size > 2000
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and b"/Type3" not in data and b"/FontFile2" in data
+    with Image.open(png) as image:
+        dpi = image.info["dpi"][0]
+        assert dpi == pytest.approx(300, abs=1)
+        assert 0.7 * width_in < image.width / dpi < 1.15 * width_in
+
+
+def test_perception_distortion_plane_files(tmp_path):
+    table = study_table()
+    fig = plots.perception_distortion(table, task="sr4")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    styles = [c.get_linestyle()[0] for c in ax.collections if hasattr(c, "get_linestyle")]
+    assert any(s[1] is None for s in styles) and any(s[1] is not None for s in styles)  # solid and dashed
+    labels = {t.get_text() for t in ax.texts}
+    assert {"α=0", "α=0.5", "α=1", "α=-1", "α=2"} <= labels
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert {"extrapolation", r"$x^*$ (restorer)", r"$\hat{x}_0$ (DOT)", r"$D(E(x))$",
+            r"$y$ (degraded)"} <= legend
+    assert fig.axes[1].get_ylabel() == "α"  # the colour bar
+    pdf, png = plots.save_figure(fig, tmp_path / "pd" / "sr4")
+    assert_pdf_png(pdf, png, plots.COLUMN_WIDTH)
+    plt.close(fig)
+
+    fig = plots.perception_distortion(table, task="awgn50", distortion="psnr", perception="latent_w2")
+    assert fig.axes[0].get_xlabel().startswith("PSNR") and fig.axes[0].get_xscale() == "linear"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="'fid' has no values"):
+        plots.perception_distortion(table, task="sr4", perception="fid")
+    with pytest.raises(ValueError, match="exactly one task/restorer"):
+        plots.perception_distortion(table)
+    with pytest.raises(ValueError, match="without a suffix"):
+        plots.save_figure(fig, tmp_path / "x.png")
+
+
+def test_grid_over_tasks(tmp_path):
+    fig = plots.perception_distortion_grid(study_table(("sr4", "jpeg10", "awgn50", "sr4_awgn50")))
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["SISR ×4 — mse_net", "JPEG q=10 — mse_net",
+                                                 "AWGN σ=50 — mse_net", "SR ×4 + AWGN σ=50 — mse_net"]
+    pdf, png = plots.save_figure(fig, tmp_path / "grid")
+    assert_pdf_png(pdf, png, plots.PAGE_WIDTH)
+    plt.close(fig)
+
+
+def test_collage(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 48, generator=generator)
+    images = {"x": x, "y": x[..., ::4, ::4], "x_star": x * 0.5, "x_hat0": x.flip(-1)}
+    fig = plots.run_collage(images, indices=(0, 1), path=tmp_path / "collage")
+    assert len(fig.axes) == 8 and fig.axes[0].get_title() == "$y$" and fig.axes[0].get_ylabel() == "#0"
+    shown = fig.axes[1].images[0].get_array()
+    assert np.allclose(shown, (x[0] * 0.5).permute(1, 2, 0).numpy())
+    assert_pdf_png(tmp_path / "collage.pdf", tmp_path / "collage.png", plots.PAGE_WIDTH)
+    plt.close(fig)
+    with pytest.raises(KeyError, match="xe"):
+        plots.run_collage(images, columns=("xe",))
+
+
+def test_poster_table_markdown_and_latex(tmp_path):
+    table = study_table()
+    rows = tables.poster_rows(table)
+    sr4 = rows[rows.task.eq("sr4")]
+    assert list(sr4.signal) == ["x", "xe", "y", "x_star", "x_alpha", "x_alpha", "x_alpha"]
+    assert list(sr4.alpha.iloc[4:]) == pytest.approx([0.9, -0.2, 0.0])
+
+    notes = {"fid": "Inception weights inception-2015-12-05.pt not found (set DOTLIB_INCEPTION_PATH)"}
+    markdown = tables.to_markdown(table, notes=notes)
+    lines = markdown.splitlines()
+    assert lines[0].startswith(
+        "| Task | Signal | PSNR ↑ | SSIM ↑ | LPIPS ↓ | FID ↓ | IS ↑ | KID ×10³ ↓ "
+        "| SWD ×10³ ↓")
+    assert "| SISR ×4 | x | ∞ | 1.000 ± 0.030 | — | — | — | — | 4.0 ± 0.4 |" in markdown
+    assert "|  | x*: mse_net | 26.99 ± 1.50 |" in markdown
+    assert "|  | x̂<sub>-0.2</sub> |" in markdown and "| AWGN σ=50 | x |" in markdown
+    assert sum(line.startswith("|") for line in lines) == 2 + 14
+    assert f"— FID: {notes['fid']}" in markdown
+    assert "— LPIPS: not computed for these rows" in markdown and "— SWD" not in markdown
+
+    latex = tables.to_latex(table, notes=notes)
+    assert latex.startswith(r"\begin{tabular}{llrrrrrrrr}") and latex.rstrip().endswith(r"\end{tabular}")
+    assert r"SISR $\times 4$ & $\mathbf{x}$ & $\infty$ & 1.000 $\pm$ 0.030 & --- &" in latex
+    assert r"$\hat{\mathbf{x}}_{0.9}$" in latex and latex.count(r"\midrule") == 2
+    assert r"inception-2015-12-05.pt not found (set DOTLIB\_INCEPTION\_PATH)" in latex
+
+    md_path, tex_path = tables.write_tables(table, tmp_path / "tables", notes=notes)
+    assert md_path.read_text(encoding="utf-8") == markdown and tex_path.read_text(encoding="utf-8") == latex
+    explicit = tables.poster_rows(table, alphas=[1.5])
+    assert list(explicit[explicit.task.eq("sr4")].alpha.iloc[4:]) == [1.5]
