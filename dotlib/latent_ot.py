@@ -1,0 +1,382 @@
+r"""Latent DOT: Gaussian optimal transport of overlapping latent patches (Adrai et al. 2023).
+
+Fitting (Sec. 4 of the paper, steps 1–3 of ``shared/reference/algorithm.md``): images
+are encoded, every *valid* overlapping p×p patch of every latent is a sample
+:math:`v \in \mathbb R^{C p^2}`, and one Gaussian per distribution is fitted to all of
+them (float64, unbiased): :math:`\mathcal N(\mu_s, \Sigma_s)` for restorations
+:math:`x^*` (source), :math:`\mathcal N(\mu_t, \Sigma_t)` for natural images (target).
+The operator is :func:`dotlib.gaussian.gaussian_map`,
+
+.. math::
+    T(v) = A (v - \mu_s) + \mu_t \;(+\, w,\ w \sim \mathcal N(0, \Sigma_w) \text{ if } \Sigma_s
+    \text{ is singular}).
+
+Transport: encode :math:`x^*`, pad the latent (replicate) by ``p // 2``, move every
+patch by :math:`T`, fold the overlaps back by (weighted) averaging, decode; that is
+:math:`\hat x_0`. Then eq. (2) of the paper, :math:`\hat x_\alpha = (1-\alpha)\hat x_0 +
+\alpha x^*` in pixel space (``mode="pixel"``), or the operator interpolation
+:math:`A_\alpha = (1-\alpha) A + \alpha I` in latent space (``mode="latent"``), where the
+patch map is :math:`T_\alpha(v) = (1-\alpha) T(v) + \alpha v`. Zero-shot: the source
+Gaussian of each image is fitted on that image's own patches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .encoders import Encoder, check_images, load_encoder
+from .gaussian import GaussianStats, gaussian_map, interpolate_operator, sqrtm_psd, w2
+from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches
+
+__all__ = ["LatentOT", "Operator"]
+
+_FORMAT = "dotlib.LatentOT"
+_WHICH = ("source", "target")
+_MODES = ("pixel", "latent")
+
+
+class Operator:
+    """A fitted patch map ``v -> A (v - mean_s) + mean_t (+ w)`` in float64.
+
+    ``noise_root`` is the symmetric square root of the noise covariance (or None):
+    ``w = noise_root @ n`` with ``n ~ N(0, I)``.
+    """
+
+    def __init__(self, matrix: torch.Tensor, mean_s: torch.Tensor, mean_t: torch.Tensor,
+                 noise_root: torch.Tensor | None):
+        self.matrix, self.mean_s, self.mean_t, self.noise_root = matrix, mean_s, mean_t, noise_root
+
+    @classmethod
+    def between(cls, source: GaussianStats, target: GaussianStats, eps: float) -> "Operator":
+        """The operator from ``source``'s Gaussian to ``target``'s (:func:`gaussian_map`)."""
+        matrix, noise_cov = gaussian_map(source.cov, target.cov, eps)
+        noise_root = None if noise_cov is None else sqrtm_psd(noise_cov)
+        return cls(matrix, source.mean, target.mean, noise_root)
+
+    def patch_function(self, alpha: float, dtype: torch.dtype,
+                       generator: torch.Generator | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        r"""The map of :math:`T_\alpha = (1-\alpha) T + \alpha\,\mathrm{id}` on patch columns ``[B, D, N]``.
+
+        :math:`T_\alpha(v) = A_\alpha (v - \mu_s) + (1-\alpha)\mu_t + \alpha\mu_s + (1-\alpha) w`,
+        with :math:`A_\alpha` from :func:`interpolate_operator`; computed in ``dtype`` on
+        centred patches (so large latent means cost no precision).
+        """
+        matrix = interpolate_operator(self.matrix, alpha).to(dtype)
+        mean_s = self.mean_s.to(dtype)[:, None]
+        shift = ((1.0 - alpha) * self.mean_t + alpha * self.mean_s).to(dtype)[:, None]
+        noise = None
+        if self.noise_root is not None and alpha != 1.0:
+            noise = ((1.0 - alpha) * self.noise_root).to(dtype)
+
+        def move(patches: torch.Tensor) -> torch.Tensor:
+            moved = torch.matmul(matrix, patches - mean_s).add_(shift)
+            if noise is not None:
+                normal = torch.randn(patches.shape, generator=generator, dtype=dtype, device=patches.device)
+                moved.add_(torch.matmul(noise, normal))
+            return moved
+
+        return move
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        out = {f"{prefix}A": self.matrix, f"{prefix}mean_s": self.mean_s, f"{prefix}mean_t": self.mean_t}
+        if self.noise_root is not None:
+            out[f"{prefix}noise_root"] = self.noise_root
+        return out
+
+
+class LatentOT:
+    r"""Fit and apply latent DOT.
+
+    Parameters
+    ----------
+    encoder : ``"embedded"``, ``"pixel"``, a diffusers folder / HF id, or an :class:`Encoder`.
+    patch_size : odd patch side p in latent pixels (the paper: 5, i.e. 4·25 = 100 dims).
+    eps : ridge ("sensitivity") of :func:`dotlib.gaussian.gaussian_map` (paper: 1e-7).
+    fold_sigma : None for uniform folding, else the width (latent pixels) of a Gaussian folding kernel.
+    device : where encoding, statistics and transport run (default: the encoder's, else CPU).
+    seed : seeds the noise of the degenerate map (a fresh generator per ``transport`` call).
+    batch_size : images encoded / decoded at once.
+    max_patches : patches moved at once (bounds memory: ``max_patches × C·p²`` floats).
+
+    Many processes (``torchrun`` / ``accelerate launch``, after ``init_process_group``):
+    each calls ``update`` on its own shard of images, then ``all_reduce()`` and ``fit()``;
+    every process then holds the operator of all images together (rank 0 saves it).
+    """
+
+    def __init__(self, encoder: str | Path | Encoder = "embedded", patch_size: int = 5, eps: float = 1e-7,
+                 fold_sigma: float | None = None, device: str | torch.device | None = None, seed: int = 0,
+                 batch_size: int = 8, max_patches: int = DEFAULT_MAX_PATCHES):
+        if isinstance(encoder, Encoder):
+            if device is not None and torch.device(device) != encoder.device:
+                raise ValueError(f"device {device} differs from the encoder's device {encoder.device}")
+            self.encoder = encoder
+        else:
+            self.encoder = load_encoder(encoder, device=device if device is not None else "cpu")
+        self.patch_size = check_patch_size(patch_size)
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        if fold_sigma is not None and not fold_sigma > 0:
+            raise ValueError(f"fold_sigma must be positive or None (uniform folding), got {fold_sigma}")
+        if batch_size < 1 or max_patches < 1:
+            raise ValueError(f"batch_size and max_patches must be >= 1, got {batch_size}, {max_patches}")
+        self.eps, self.fold_sigma, self.seed = float(eps), fold_sigma, int(seed)
+        self.batch_size, self.max_patches = int(batch_size), int(max_patches)
+        self.device = self.encoder.device
+        self.dim = self.encoder.latent_channels * self.patch_size ** 2
+        self.source = GaussianStats(self.dim, self.device)
+        self.target = GaussianStats(self.dim, self.device)
+        self.operator: Operator | None = None
+        self.latent_w2: float | None = None
+
+    def __repr__(self) -> str:
+        return (f"LatentOT(encoder={self.encoder.name!r}, patch_size={self.patch_size}, eps={self.eps}, "
+                f"source={self.source.count}, target={self.target.count}, fitted={self.operator is not None})")
+
+    # ------------------------------------------------------------------ fitting
+
+    def _check_size(self, images: torch.Tensor) -> None:
+        height, width = images.shape[-2:]
+        latent = self.encoder.latent_size((height, width))
+        if min(latent) < self.patch_size:
+            raise ValueError(
+                f"images of size {height}x{width} give {latent[0]}x{latent[1]} latents with encoder "
+                f"{self.encoder.name!r} (factor {self.encoder.factor}), smaller than a "
+                f"{self.patch_size}x{self.patch_size} patch; use images of at least "
+                f"{self.patch_size * self.encoder.factor} pixels per side"
+            )
+
+    def _latents(self, images: torch.Tensor) -> Iterable[torch.Tensor]:
+        for batch in images.split(self.batch_size):
+            yield self.encoder.encode(batch)
+
+    def patch_features(self, images: torch.Tensor) -> torch.Tensor:
+        """All valid p×p latent patches of ``images [B, 3, H, W]``: ``float32 [N, C·p²]`` (the fitted samples)."""
+        check_images(images)
+        self._check_size(images)
+        return torch.cat([block for latents in self._latents(images)
+                          for block in iter_valid_patches(latents, self.patch_size, self.max_patches)])
+
+    def update(self, images: torch.Tensor, which: str = "source") -> "LatentOT":
+        """Add the valid p×p patches of the latents of ``images [B, 3, H, W]`` (in [0, 1]) to ``which``."""
+        if which not in _WHICH:
+            raise ValueError(f"which must be 'source' or 'target', got {which!r}")
+        check_images(images)
+        self._check_size(images)
+        stats = self.source if which == "source" else self.target
+        for latents in self._latents(images):
+            for block in iter_valid_patches(latents, self.patch_size, self.max_patches):
+                stats.update(block)
+        self.operator, self.latent_w2 = None, None
+        return self
+
+    def all_reduce(self, group=None) -> "LatentOT":
+        """Sum the statistics of all ``torch.distributed`` processes (each must call it), then refit."""
+        self.source.all_reduce(group)
+        self.target.all_reduce(group)
+        self.operator, self.latent_w2 = None, None
+        return self
+
+    def fit(self) -> float:
+        """Compute the operator from the statistics; returns the squared latent W2 between them."""
+        for which, stats in (("source", self.source), ("target", self.target)):
+            if stats.count < 2:
+                raise ValueError(
+                    f"{which} statistics hold {stats.count} patches; call update(images, which={which!r}) first"
+                )
+        self.operator = Operator.between(self.source, self.target, self.eps)
+        self.latent_w2 = w2(self.source.mean, self.source.cov, self.target.mean, self.target.cov)
+        return self.latent_w2
+
+    @property
+    def fitted(self) -> bool:
+        return self.operator is not None
+
+    # ---------------------------------------------------------------- transport
+
+    def _check_fitted(self, zero_shot: bool) -> None:
+        if zero_shot and self.target.count < 2:
+            raise RuntimeError("zero-shot transport needs target statistics: call update(images, which='target')")
+        if not zero_shot and self.operator is None:
+            raise RuntimeError("LatentOT is not fitted: call update(...) for source and target, then fit()")
+
+    def _own_operators(self, latents: torch.Tensor) -> list[Operator]:
+        """Zero-shot: per image, the operator from its own valid patches' Gaussian to the target."""
+        operators = []
+        for latent in latents:
+            own = GaussianStats(self.dim, self.device)
+            for block in iter_valid_patches(latent[None], self.patch_size, self.max_patches):
+                own.update(block)
+            operators.append(Operator.between(own, self.target, self.eps))
+        return operators
+
+    def _move(self, latents: torch.Tensor, alpha: float, generator: torch.Generator,
+              own: list[Operator] | None) -> torch.Tensor:
+        """Fold back the patches of ``latents`` moved by the fitted (or each image's ``own``) operator."""
+        if own is None:
+            function = self.operator.patch_function(alpha, latents.dtype, generator)
+            return map_patches(latents, self.patch_size, function, self.fold_sigma, self.max_patches)
+        return torch.cat([
+            map_patches(latent[None], self.patch_size, operator.patch_function(alpha, latents.dtype, generator),
+                        self.fold_sigma, self.max_patches)
+            for latent, operator in zip(latents, own)
+        ])
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator(self.device).manual_seed(self.seed)
+
+    def transport_latents(self, latents: torch.Tensor, alpha: float = 0.0, zero_shot: bool = False,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Move every patch of ``latents [B, C, h, w]`` by :math:`T_\alpha` and fold back (same shape)."""
+        if not isinstance(latents, torch.Tensor) or latents.ndim != 4 \
+                or latents.shape[1] != self.encoder.latent_channels:
+            raise ValueError(f"latents must be [B, {self.encoder.latent_channels}, h, w], "
+                             f"got {tuple(getattr(latents, 'shape', ()))}")
+        if min(latents.shape[-2:]) < self.patch_size:
+            raise ValueError(f"latents of size {tuple(latents.shape[-2:])} are smaller than a "
+                             f"{self.patch_size}x{self.patch_size} patch")
+        self._check_fitted(zero_shot)
+        latents = latents.to(self.device)
+        own = self._own_operators(latents) if zero_shot else None
+        return self._move(latents, float(alpha), generator if generator is not None else self._generator(), own)
+
+    def sweep(self, images: torch.Tensor, alphas: Iterable[float], mode: str = "pixel",
+              zero_shot: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Transport ``images`` (:math:`x^*`) for several ``alphas``: ``float32 [len(alphas), B, 3, H, W]``.
+
+        ``mode="pixel"``: eq. (2), :math:`\hat x_\alpha = (1-\alpha)\hat x_0 + \alpha x^*`,
+        clamped to [0, 1] (only extrapolation, α outside [0, 1], can leave it); α = 1
+        returns :math:`x^*` exactly. ``mode="latent"``: decode the latent moved by
+        :math:`T_\alpha` (α = 1 gives D(E(x*)), not x*). Encoding, and in pixel mode the
+        transport, happen once for all alphas. Outputs are on the device of ``images``.
+        """
+        alphas = [float(a) for a in alphas]
+        if mode not in _MODES:
+            raise ValueError(f"mode must be 'pixel' or 'latent', got {mode!r}")
+        if not alphas or not all(math.isfinite(a) for a in alphas):
+            raise ValueError(f"alphas must be a non-empty list of finite numbers, got {alphas}")
+        check_images(images)
+        self._check_size(images)
+        self._check_fitted(zero_shot)
+        size = tuple(images.shape[-2:])
+        out = torch.empty(len(alphas), *images.shape, dtype=torch.float32, device=images.device)
+        identity = [index for index, alpha in enumerate(alphas) if mode == "pixel" and alpha == 1.0]
+        if identity:
+            out[identity] = images.to(torch.float32)
+        moved = [index for index in range(len(alphas)) if index not in identity]
+        if not moved:
+            return out
+        generator = generator if generator is not None else self._generator()
+        start = 0
+        for latents in self._latents(images):
+            stop = start + latents.shape[0]
+            own = self._own_operators(latents) if zero_shot else None
+            if mode == "pixel":
+                x_star = images[start:stop].to(self.device, torch.float32)
+                x_hat0 = self.encoder.decode(self._move(latents, 0.0, generator, own), size)
+                for index in moved:
+                    alpha = alphas[index]
+                    out[index, start:stop] = ((1.0 - alpha) * x_hat0 + alpha * x_star).clamp_(0.0, 1.0)
+            else:
+                for index in moved:
+                    decoded = self.encoder.decode(self._move(latents, alphas[index], generator, own), size)
+                    out[index, start:stop] = decoded
+            start = stop
+        return out
+
+    def transport(self, images: torch.Tensor, alpha: float = 0.0, mode: str = "pixel",
+                  zero_shot: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Improve restorations ``images`` (:math:`x^*`, ``[B, 3, H, W]`` in [0, 1]); same shape, float32.
+
+        ``alpha = 0`` gives :math:`\hat x_0 = D(\mathrm{fold}(T(\mathrm{patches}(E(x^*)))))`;
+        other values follow :meth:`sweep`; ``alpha = 1`` in pixel mode returns a copy of
+        ``images``. ``zero_shot=True`` fits each image's source Gaussian on its own patches
+        (only target statistics are needed). The degenerate map's noise comes from
+        ``generator``, by default a fresh one seeded with ``seed`` (reproducible outputs).
+        """
+        return self.sweep(images, [alpha], mode=mode, zero_shot=zero_shot, generator=generator)[0]
+
+    # -------------------------------------------------------------- persistence
+
+    def metadata(self) -> dict:
+        """What :meth:`save` records besides tensors."""
+        return {
+            "format": _FORMAT,
+            "dotlib_version": __version__,
+            "encoder": self.encoder.name,
+            "encoder_fingerprint": self.encoder.fingerprint,
+            "factor": self.encoder.factor,
+            "latent_channels": self.encoder.latent_channels,
+            "patch_size": self.patch_size,
+            "eps": self.eps,
+            "fold_sigma": self.fold_sigma,
+            "seed": self.seed,
+            "source_count": self.source.count,
+            "target_count": self.target.count,
+            "latent_w2": self.latent_w2,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write statistics, operator and metadata to one safetensors file; returns its path."""
+        path = Path(path)
+        tensors = {f"source.{k}": v for k, v in self.source.state_dict().items()}
+        tensors.update({f"target.{k}": v for k, v in self.target.state_dict().items()})
+        if self.operator is not None:
+            tensors.update(self.operator.tensors("operator."))
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata={"dotlib": json.dumps(self.metadata())})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: str | Path | Encoder | None = None,
+             device: str | torch.device | None = None, **options) -> "LatentOT":
+        """Read a :meth:`save` file. ``encoder=None`` loads the recorded encoder; a given one must match it.
+
+        ``options`` (``batch_size``, ``max_patches``) are runtime settings, not stored.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no LatentOT file at {path}")
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("dotlib")
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        meta = json.loads(raw) if raw else {}
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a LatentOT file (no {_FORMAT} metadata)")
+        if encoder is None:
+            encoder = load_encoder(meta["encoder"], device=device if device is not None else "cpu")
+        elif not isinstance(encoder, Encoder):
+            encoder = load_encoder(encoder, device=device if device is not None else "cpu")
+        recorded = (meta["encoder"], meta["factor"], meta["latent_channels"])
+        given = (encoder.name, encoder.factor, encoder.latent_channels)
+        if recorded != given:
+            raise ValueError(
+                f"{path} was fitted with encoder {recorded[0]!r} (factor {recorded[1]}, {recorded[2]} latent "
+                f"channels) but encoder {given[0]!r} (factor {given[1]}, {given[2]} channels) was given; "
+                f"pass encoder=None to load the recorded one"
+            )
+        fitted_with, given_weights = meta.get("encoder_fingerprint"), encoder.fingerprint
+        if fitted_with is not None and given_weights is not None and fitted_with != given_weights:
+            raise ValueError(
+                f"{path} was fitted with other weights of encoder {encoder.name!r} (fingerprint "
+                f"{fitted_with}, now {given_weights}): the latent space changed, so refit the operator"
+            )
+        model = cls(encoder, patch_size=meta["patch_size"], eps=meta["eps"], fold_sigma=meta["fold_sigma"],
+                    seed=meta["seed"], device=device, **options)
+        model.source = GaussianStats.from_state_dict(
+            {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("source.")}, model.device)
+        model.target = GaussianStats.from_state_dict(
+            {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("target.")}, model.device)
+        if "operator.A" in tensors:
+            op = {k.split(".", 1)[1]: v.to(model.device) for k, v in tensors.items() if k.startswith("operator.")}
+            model.operator = Operator(op["A"], op["mean_s"], op["mean_t"], op.get("noise_root"))
+            model.latent_w2 = meta["latent_w2"]
+        return model
