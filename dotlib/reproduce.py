@@ -1,0 +1,308 @@
+"""Batch reproduction: run a study's notebooks with papermill, resumably.
+
+A study is a YAML file (``studies/embedded.yaml``, ``studies/paper.yaml``)::
+
+    name: embedded
+    assets:                      # checked before any work; all missing ones are listed
+      - {kind: folder, path: "${DOTLIB_IMAGENET:-assets/imagenet/val}", what: "...", how: "..."}
+    steps:
+      toy:
+        notebook: notebooks/01_toy_gaussian.ipynb
+        output: results/toy/01_toy_gaussian.ipynb
+        parameters: {dimension: 16}
+        inputs: []               # files (globs) whose content the step depends on
+        outputs: [results/toy/estimators.csv]
+
+A step is skipped when its fingerprint — the notebook's code, its parameters, the
+``dotlib`` sources and committed weights, and its ``inputs`` — equals the one stored
+after its last successful run, and its outputs exist. A failing step is reported at
+the end and does not stop the others. Executed notebooks are written atomically.
+
+Run ``python -m dotlib.reproduce studies/embedded.yaml [--only STEP ...] [--force]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import glob
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .io import write_text
+from .paths import PACKAGE_DIR, project_root
+
+__all__ = ["Asset", "Step", "Study", "load_study", "missing_assets", "run_study"]
+
+STAMP_DIR = Path("results/.stamps")
+_ENV_PATTERN = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(:-(?P<default>[^}]*))?\}")
+
+
+def expand(text: str) -> str:
+    """Expand ``${NAME}`` and ``${NAME:-default}`` from the environment."""
+    def replace(match: re.Match) -> str:
+        value = os.environ.get(match["name"])
+        if value:
+            return value
+        if match["default"] is not None:
+            return match["default"]
+        raise KeyError(f"environment variable {match['name']} is not set and has no default")
+    return _ENV_PATTERN.sub(replace, text)
+
+
+def _expand_values(value):
+    """``expand`` every string inside nested lists and mappings."""
+    if isinstance(value, str):
+        return expand(value)
+    if isinstance(value, list):
+        return [_expand_values(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _expand_values(item) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Asset:
+    """Something a study needs that cannot be downloaded at run time."""
+
+    kind: str  # "file", "folder", "huggingface" (a model id in the local HF cache)
+    path: str
+    what: str
+    how: str
+
+    def is_present(self) -> bool:
+        if self.kind == "file":
+            return Path(self.path).is_file()
+        if self.kind == "folder":
+            return Path(self.path).is_dir() and any(Path(self.path).iterdir())
+        if self.kind == "huggingface":
+            if Path(self.path).is_dir():
+                return (Path(self.path) / "config.json").is_file()
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(self.path, "config.json")
+            return isinstance(found, str)
+        raise ValueError(f"unknown asset kind {self.kind!r}; use file, folder or huggingface")
+
+    def location(self) -> str:
+        if self.kind == "huggingface" and not Path(self.path).is_dir():
+            from huggingface_hub.constants import HF_HUB_CACHE
+
+            return f"Hugging Face id {self.path} (cache: {HF_HUB_CACHE})"
+        return str(Path(self.path))
+
+
+@dataclass
+class Step:
+    """One papermill run of a notebook with parameters."""
+
+    name: str
+    notebook: Path
+    output: Path
+    parameters: dict = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def fingerprint(self, code_digest: str) -> str:
+        digest = hashlib.sha256()
+        digest.update(code_digest.encode())
+        digest.update(_notebook_code(self.notebook).encode())
+        digest.update(json.dumps(self.parameters, sort_keys=True, default=str).encode())
+        for path in _expand_globs(self.inputs):
+            digest.update(str(path).encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+    def outputs_exist(self) -> bool:
+        return Path(self.output).is_file() and all(_expand_globs([p]) for p in self.outputs)
+
+
+@dataclass
+class Study:
+    name: str
+    steps: dict[str, Step]
+    assets: list[Asset]
+
+
+def _expand_globs(patterns: list[str]) -> list[Path]:
+    found: set[Path] = set()
+    for pattern in patterns:
+        found.update(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    return sorted(found)
+
+
+def _notebook_code(path: Path) -> str:
+    """The sources of a notebook's cells (outputs and metadata ignored)."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    return "\n".join(
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for cell in cells
+    )
+
+
+def code_digest() -> str:
+    """Hash of every ``dotlib`` source file and committed weight file."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def load_study(path: str | Path) -> Study:
+    """Parse a study YAML file, with clear errors for malformed entries."""
+    path = Path(path)
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise FileNotFoundError(f"no study file {path}; known studies: {', '.join(known) or 'none'}")
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(spec.get("steps"), dict) or not spec["steps"]:
+        raise ValueError(f"{path}: a study needs a non-empty 'steps' mapping")
+    steps = {}
+    for name, entry in spec["steps"].items():
+        missing = {"notebook", "output"} - set(entry)
+        if missing:
+            raise ValueError(f"{path}: step {name!r} lacks {sorted(missing)}")
+        steps[name] = Step(
+            name=name,
+            notebook=Path(entry["notebook"]),
+            output=Path(entry["output"]),
+            parameters=_expand_values(dict(entry.get("parameters") or {})),
+            inputs=list(entry.get("inputs") or []),
+            outputs=list(entry.get("outputs") or []),
+        )
+        if not steps[name].notebook.is_file():
+            raise FileNotFoundError(f"{path}: step {name!r}: notebook {steps[name].notebook} not found")
+    assets = []
+    for entry in spec.get("assets") or []:
+        assets.append(Asset(kind=entry["kind"], path=expand(str(entry["path"])),
+                            what=entry["what"], how=entry["how"]))
+    return Study(name=spec.get("name", path.stem), steps=steps, assets=assets)
+
+
+def missing_assets(study: Study) -> list[Asset]:
+    """The study's assets that are not on this machine."""
+    return [asset for asset in study.assets if not asset.is_present()]
+
+
+def _stamp_path(study: Study, step: Step) -> Path:
+    return STAMP_DIR / study.name / f"{step.name}.json"
+
+
+def _execute(step: Step) -> None:
+    """Run the notebook into a hidden partial file, renamed on success.
+
+    On failure the partial notebook is kept as ``<output>.failed.ipynb`` to be opened.
+    """
+    import papermill
+
+    step.output.parent.mkdir(parents=True, exist_ok=True)
+    partial = step.output.with_name(f".{step.output.stem}.partial.ipynb")
+    try:
+        papermill.execute_notebook(
+            str(step.notebook), str(partial), parameters=step.parameters,
+            kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False,
+        )
+    except BaseException:
+        if partial.is_file():
+            os.replace(partial, step.output.with_suffix(".failed.ipynb"))
+        raise
+    os.replace(partial, step.output)
+    step.output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
+
+
+def run_study(study: Study, only: list[str] | None = None, force: bool = False) -> list[dict]:
+    """Run (or skip) every selected step; returns one summary record per step."""
+    missing = missing_assets(study)
+    if missing:
+        lines = [f"study {study.name!r} cannot start: {len(missing)} asset(s) missing"]
+        for asset in missing:
+            lines.append(f"  - {asset.what}: expected at {asset.location()}\n    how: {asset.how}")
+        raise SystemExit("\n".join(lines))
+    selected = [
+        step for name, step in study.steps.items()
+        if not only or any(fnmatch.fnmatch(name, pattern) for pattern in only)
+    ]
+    if only and not selected:
+        raise SystemExit(f"no step matches {only}; steps: {', '.join(study.steps)}")
+    digest = code_digest()
+    summary = []
+    for index, step in enumerate(selected, 1):
+        # inputs may be the outputs of earlier steps: fingerprint just before running
+        fingerprint = step.fingerprint(digest)
+        stamp = _stamp_path(study, step)
+        previous = json.loads(stamp.read_text()) if stamp.is_file() else {}
+        header = f"[{index}/{len(selected)}] {step.name}"
+        if not force and previous.get("fingerprint") == fingerprint and step.outputs_exist():
+            print(f"{header}: unchanged, skipped", flush=True)
+            summary.append({"step": step.name, "status": "skipped", "seconds": 0.0})
+            continue
+        print(f"{header}: running {step.notebook} -> {step.output}", flush=True)
+        began = time.perf_counter()
+        try:
+            _execute(step)
+        except Exception as error:  # one failing step must not lose the others
+            seconds = time.perf_counter() - began
+            reason = _failure_reason(error)
+            print(f"{header}: FAILED after {seconds:.0f} s: {reason}", flush=True)
+            summary.append({"step": step.name, "status": "failed", "seconds": seconds,
+                            "error": reason})
+            continue
+        seconds = time.perf_counter() - began
+        write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1)},
+                              indent=1) + "\n", stamp)
+        print(f"{header}: done in {seconds:.0f} s", flush=True)
+        summary.append({"step": step.name, "status": "ran", "seconds": seconds})
+    return summary
+
+
+def _failure_reason(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return "".join(traceback.format_exception_only(type(error), error)).strip()
+    return lines[-1][:500]
+
+
+def format_summary(summary: list[dict]) -> str:
+    """A plain-text table of what ran, what was skipped, what failed, and how long."""
+    width = max([len(record["step"]) for record in summary] + [4])
+    lines = [f"{'step':<{width}}  {'status':<8} {'seconds':>8}"]
+    for record in summary:
+        lines.append(f"{record['step']:<{width}}  {record['status']:<8} {record['seconds']:8.1f}")
+        if record["status"] == "failed":
+            lines.append(f"{'':<{width}}  -> {record['error']}")
+    total = sum(record["seconds"] for record in summary)
+    counts = {status: sum(r["status"] == status for r in summary) for status in ("ran", "skipped", "failed")}
+    lines.append(f"{'total':<{width}}  {counts['ran']} ran, {counts['skipped']} skipped, "
+                 f"{counts['failed']} failed, {total:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dotlib.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("study", help="study YAML file, e.g. studies/embedded.yaml")
+    parser.add_argument("--only", nargs="+", metavar="STEP", help="steps to run (shell patterns)")
+    parser.add_argument("--force", action="store_true", help="re-run steps even when unchanged")
+    args = parser.parse_args(argv)
+    study_path = Path(args.study).resolve()
+    os.chdir(project_root(study_path.parent))
+    study = load_study(study_path)
+    began = time.perf_counter()
+    summary = run_study(study, only=args.only, force=args.force)
+    print("\n" + format_summary(summary))
+    print(f"wall time {time.perf_counter() - began:.0f} s")
+    return 1 if any(record["status"] == "failed" for record in summary) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
