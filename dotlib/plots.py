@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .tables import COLUMNS, task_label
+from .io import atomic_path
 
 __all__ = [
     "COLUMN_WIDTH",
@@ -92,16 +93,17 @@ def set_style() -> None:
 def save_figure(fig: Figure, path: str | Path) -> tuple[Path, Path]:
     """Write ``<path>.pdf`` (vector, TrueType fonts embedded) and ``<path>.png`` (300 dpi).
 
-    ``path`` has no suffix; folders are created. Returns the two paths.
+    ``path`` has no suffix; folders are created. Files are written atomically and carry
+    no dates, so a rerun gives the same bytes. Returns the two paths.
     """
     path = Path(path)
     if path.suffix in (".pdf", ".png"):
         raise ValueError(f"give the path without a suffix, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf, png = path.with_name(path.name + ".pdf"), path.with_name(path.name + ".png")
-    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
-        fig.savefig(pdf, bbox_inches="tight")
-        fig.savefig(png, dpi=300, bbox_inches="tight")
+    for target, metadata in ((pdf, {"CreationDate": None, "ModDate": None}), (png, {"Software": None})):
+        with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}), atomic_path(target) as temporary:
+            fig.savefig(temporary, format=target.suffix[1:], dpi=300, metadata=metadata, bbox_inches="tight")
     return pdf, png
 
 

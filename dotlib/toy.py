@@ -47,7 +47,7 @@ import seaborn as sns
 import torch
 
 from .gaussian import GaussianStats, degenerate_ot_map, gaussian_map, ot_map, sqrtm_psd, w2
-from .io import atomic_path, write_csv
+from .io import write_csv
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -62,7 +62,6 @@ __all__ = [
     "plot_fewshot",
     "plot_pd_plane",
     "run_toy",
-    "save_figure",
     "save_results",
 ]
 
@@ -369,17 +368,6 @@ def save_results(result: ToyResult, results_dir: str | Path) -> list[Path]:
 _STYLE = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.hashsalt": "dotlib", "font.size": 9}
 _LABELS = {"mmse": "MMSE $x^*$", "posterior": "posterior sample", "dmax_oracle": r"$D_{\max}$ (oracle)",
            "dmax_fewshot": r"$D_{\max}$ (few-shot)"}
-
-
-def save_figure(figure: matplotlib.figure.Figure, stem: str | Path) -> list[Path]:
-    """Save ``stem.pdf`` (TrueType fonts embedded) and ``stem.png`` (150 dpi), without dates."""
-    paths = []
-    for suffix, metadata in ((".pdf", {"CreationDate": None, "ModDate": None}), (".png", {"Software": None})):
-        path = Path(stem).with_suffix(suffix)
-        with plt.rc_context(_STYLE), atomic_path(path) as temporary:
-            figure.savefig(temporary, format=suffix[1:], dpi=150, metadata=metadata, bbox_inches="tight")
-        paths.append(path)
-    return paths
 
 
 def plot_pd_plane(result: ToyResult) -> matplotlib.figure.Figure:

@@ -1,6 +1,5 @@
 """Batch reproduction: resumable steps, failures isolated, missing assets stop at once."""
 
-import json
 import os
 from pathlib import Path
 
