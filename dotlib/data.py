@@ -31,6 +31,8 @@ __all__ = [
     "embedded_crops",
     "load_image",
     "load_photo",
+    "matched_crops",
+    "photo_half",
     "split_photos",
     "to_tensor",
 ]
@@ -68,7 +70,7 @@ EMBEDDED_PHOTOS: dict[str, Photo] = {
     "china": Photo("sklearn", "datasets/images/china.jpg", "a temple among trees, 427x640"),
     "flower": Photo("sklearn", "datasets/images/flower.jpg", "a flower close-up, 427x640"),
     "grace_hopper": Photo("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "portrait, 600x512"),
-    "present": Photo("matplotlib", "mpl-data/sample_data/Minduka_Present_Blue_Pack.png", "a wrapped present"),
+    "present": Photo("matplotlib", "mpl-data/sample_data/Minduka_Present_Blue_Pack.png", "a wrapped present, 128x128"),
     # colour photographs of scientific subjects (texture and colour variety for training)
     "retina": Photo(_SK, "data/retina.jpg", "fundus photograph of a retina"),
     "ihc": Photo(_SK, "data/ihc.png", "immunohistochemistry microscopy"),
@@ -187,6 +189,30 @@ def crop_batch(images: Sequence[torch.Tensor], size: int, n: int, seed: int) -> 
 def embedded_crops(split: str, size: int = 256, n: int = 16, seed: int = 0) -> torch.Tensor:
     """``n`` crops ``[n, 3, size, size]`` from the embedded photos of ``split``, deterministic by seed."""
     return crop_batch([load_photo(name) for name in split_photos(split)], size, n, seed)
+
+
+def photo_half(image: torch.Tensor, half: int) -> torch.Tensor:
+    """The first (``half=0``) or second (``half=1``) half of ``[3, H, W]``, cut across its longer side."""
+    if half not in (0, 1):
+        raise ValueError(f"half must be 0 or 1, got {half}")
+    height, width = image.shape[-2:]
+    if width >= height:
+        middle = width // 2
+        return image[:, :, :middle] if half == 0 else image[:, :, middle:]
+    middle = height // 2
+    return image[:, :middle] if half == 0 else image[:, middle:]
+
+
+def matched_crops(splits: Sequence[str], half: int, size: int = 256, n: int = 16, seed: int = 0) -> torch.Tensor:
+    """``n`` crops from one half of every photo of ``splits`` (see ``photo_half``).
+
+    Target crops from half 0 and source crops from half 1 of the same photos are
+    content-matched (same scenes, colours, light) yet share no pixel: the unpaired
+    few-shot setting without the content gap of fitting on different photos. A half
+    whose short side is below ``size`` is upscaled (bicubic) to fit the crop.
+    """
+    names = [name for split in splits for name in split_photos(split)]
+    return crop_batch([photo_half(load_photo(name), half) for name in names], size, n, seed)
 
 
 class ImageFolder(torch.utils.data.Dataset):

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics
-from .data import ImageFolder, crop_batch, embedded_crops, load_photo, split_photos
+from .data import ImageFolder, embedded_crops, matched_crops
 from .degradations import degrade, get_degradation
 from .gaussian import GaussianStats, w2
 from .encoders import Encoder, load_encoder
@@ -53,34 +53,52 @@ class ImageSets:
     description: str
 
 
-def image_sets(data: str, size: int, n_fit: int, n_eval: int, seed: int,
-               n_source: int | None = None) -> ImageSets:
-    """Target / source / evaluation images.
+#: How the embedded study picks its unpaired fitting sets (see ``image_sets``).
+FIT_SPLITS = ("matched", "disjoint")
 
-    ``data="embedded"``: crops of the embedded photos, each set from its own photos
-    (``dotlib.data.SPLITS``). Otherwise ``data`` is an image folder (ImageNet
-    validation, DIV2K, ...): images are shuffled by ``seed`` and cut into three disjoint
-    groups, each image resized (short side ``size``) and centre-cropped.
+
+def image_sets(data: str, size: int, n_fit: int, n_eval: int, seed: int,
+               fit_split: str = "matched") -> ImageSets:
+    """Target / source / evaluation images, ``[n, 3, size, size]`` each.
+
+    ``data="embedded"``: evaluation crops come from the ``eval`` photos. The fitting sets
+    come from the ``target`` and ``source`` photos: with ``fit_split="matched"`` (default)
+    target crops from one half of each of these photos and source crops from the other
+    half (same scenes, no shared pixel, see ``dotlib.data.matched_crops``); with
+    ``"disjoint"`` target crops from the ``target`` photos and source crops from the
+    ``source`` photos (the content differs: on so few photos DOT then moves colours, see
+    ``fewshot_ablation``). Otherwise ``data`` is an image folder (ImageNet validation,
+    DIV2K, ...): images are shuffled by ``seed`` and cut into three disjoint groups, each
+    image resized (short side ``size``) and centre-cropped; ``fit_split`` is unused there.
     """
-    n_source = n_fit if n_source is None else n_source
+    if fit_split not in FIT_SPLITS:
+        raise ValueError(f"unknown fit_split {fit_split!r}; known: {', '.join(FIT_SPLITS)}")
     if data == "embedded":
+        evaluation = embedded_crops("eval", size, n_eval, seed + 2)
+        if fit_split == "matched":
+            return ImageSets(
+                target=matched_crops(("target", "source"), 0, size, n_fit, seed),
+                source=matched_crops(("target", "source"), 1, size, n_fit, seed + 1),
+                evaluation=evaluation,
+                description="embedded photos: fitting halves of the target+source photos, eval photos apart",
+            )
         return ImageSets(
             target=embedded_crops("target", size, n_fit, seed),
-            source=embedded_crops("source", size, n_source, seed + 1),
-            evaluation=embedded_crops("eval", size, n_eval, seed + 2),
-            description="embedded photos (disjoint by photo)",
+            source=embedded_crops("source", size, n_fit, seed + 1),
+            evaluation=evaluation,
+            description="embedded photos (target, source and eval photos disjoint)",
         )
     folder = ImageFolder(data, resize=size, crop=size)
-    needed = n_fit + n_source + n_eval
+    needed = 2 * n_fit + n_eval
     if len(folder) < needed:
         raise ValueError(f"{data} holds {len(folder)} images; {needed} are needed "
-                         f"({n_fit} target + {n_source} source + {n_eval} evaluation)")
+                         f"({n_fit} target + {n_fit} source + {n_eval} evaluation)")
     order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
     take = lambda indices: torch.stack([folder[i] for i in indices])  # noqa: E731
     return ImageSets(
         target=take(order[:n_fit]),
-        source=take(order[n_fit:n_fit + n_source]),
-        evaluation=take(order[n_fit + n_source:needed]),
+        source=take(order[n_fit:2 * n_fit]),
+        evaluation=take(order[2 * n_fit:needed]),
         description=f"{data} (disjoint images, shuffled with seed {seed})",
     )
 
@@ -129,6 +147,7 @@ def run_task(
     restorer: str = "mse_net",
     encoder: str = "embedded",
     data: str = "embedded",
+    fit_split: str = "matched",
     size: int = 256,
     n_fit: int = 16,
     n_eval: int = 8,
@@ -160,7 +179,7 @@ def run_task(
     alphas = default_alphas() if alphas is None else [float(a) for a in alphas]
     device_ = torch.device(device)
     get_degradation(task)  # unknown task: clear error before anything loads
-    sets = image_sets(data, size, n_fit, n_eval, seed)
+    sets = image_sets(data, size, n_fit, n_eval, seed, fit_split)
     options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
     model = get_restorer(restorer, task, device=device, **options)
     vae = load_encoder(encoder, device=device)
@@ -168,7 +187,7 @@ def run_task(
 
     progress.set_postfix_str("fit")
     settings = dict(task=task, restorer=restorer, checkpoint=restorer_checkpoint, encoder=encoder,
-                    weights=vae.fingerprint, data=data, size=size, n_fit=n_fit, seed=seed,
+                    weights=vae.fingerprint, data=data, fit_split=fit_split, size=size, n_fit=n_fit, seed=seed,
                     patch_size=patch_size, eps=eps)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
     cache = None if operator_cache is None else Path(operator_cache) / f"{task}__{restorer}__{key}.safetensors"
@@ -197,7 +216,7 @@ def run_task(
         ("x_star", math.nan, x_star),
     ]
     signals += [("x_alpha", alpha, swept[index]) for index, alpha in enumerate(alphas)]
-    evaluator = metrics.Evaluator(sets.evaluation, device=device, seed=seed,
+    evaluator = metrics.Evaluator(sets.evaluation, device=device, seed=seed, n_bootstrap=20,
                                   features="inception" if inception else None,
                                   probabilities="inception" if inception else None,
                                   lpips="vgg" if lpips else None)
@@ -286,8 +305,8 @@ def fewshot_ablation(
 
     Two ways to pick the unpaired fitting sets, each at every ``n`` in ``n_fits``:
     ``disjoint``: target crops from the ``target`` photos, source crops from the
-    ``source`` photos (content differs: colours, brightness); ``matched``: both from the
-    pooled target+source photos, different random crops (content alike, still unpaired).
+    ``source`` photos (content differs: colours, brightness); ``matched``: target and
+    source crops from the two halves of the same photos (content alike, no shared pixel).
     Evaluation is always on the ``eval`` photos. Columns: split, n_fit, latent_w2 (fitted),
     psnr_x_star, psnr_x_hat0, psnr_cost, dmse (measured per-pixel MSE increase of x̂0),
     dmse_theory (``pixel_w2_per_dim`` of the evaluation x* vs x: the theory's prediction),
@@ -302,17 +321,12 @@ def fewshot_ablation(
     dmse_theory = pixel_w2_per_dim(x_star, evaluation)
     mse_star = metrics.mse(x_star, evaluation).double().mean().item()
     swd_star, _ = metrics.perceptual_index("swd", x_star, evaluation, seed=seed)
-    pooled = [load_photo(name) for name in split_photos("target") + split_photos("source")]
     channel_mean = lambda images: images.double().mean(dim=(0, 2, 3))  # noqa: E731
     rows = []
     configurations = [(split, n) for split in ("disjoint", "matched") for n in n_fits]
     for split, n in tqdm(configurations, desc=f"few-shot ablation {task}", mininterval=5):
-        if split == "disjoint":
-            target = embedded_crops("target", size, n, seed)
-            source_clean = embedded_crops("source", size, n, seed + 1)
-        else:
-            target = crop_batch(pooled, size, n, seed + 100)
-            source_clean = crop_batch(pooled, size, n, seed + 200)
+        sets = image_sets("embedded", size, n, 1, seed, fit_split=split)
+        target, source_clean = sets.target, sets.source
         operator = fit_operator(task, model, target, source_clean, vae, patch_size, eps,
                                 noise_seed=seed + 10, batch_size=batch_size)
         source = _batched(model, degrade(task, source_clean, seed=seed + 10), batch_size, vae.device)
