@@ -28,7 +28,7 @@ reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results
 	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml
 
 toy: $(STAMP)  ## only the toy Gaussian study
-	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml --only toy
+	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml --only 'toy*'
 
 train-embedded: $(STAMP)  ## retrain the committed embedded VAE and restorers (CPU, long)
 	$(VENV)/bin/papermill notebooks/00_train_embedded_vae.ipynb results/train/00_train_embedded_vae.ipynb --cwd . -k python3
