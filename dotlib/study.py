@@ -262,13 +262,18 @@ def describe_finding(table: pd.DataFrame, perceptual: str = "swd") -> str:
     ]
     sweep = table[table.signal.eq("x_alpha") & table.alpha.between(0.0, 1.0)].sort_values("alpha")
     if len(sweep) >= 3:
-        psnr_rises = bool(np.all(np.diff(sweep.psnr.to_numpy()) >= -1e-9))
-        index_rises = bool(np.all(np.diff(sweep[perceptual].to_numpy()) >= -1e-9))
-        lines.append(
-            f"alpha 0 -> 1: PSNR {'rises monotonically' if psnr_rises else 'is not monotone'}, "
-            f"{perceptual} {'rises monotonically' if index_rises else 'is not monotone'} "
-            f"({'a trade-off' if psnr_rises and index_rises else 'not a clean trade-off'})."
-        )
+        def trend(values: np.ndarray) -> str:
+            steps = np.diff(values)
+            if np.all(steps >= -1e-12):
+                return "rises monotonically"
+            if np.all(steps <= 1e-12):
+                return "falls monotonically"
+            return "is not monotone"
+
+        psnr_trend, index_trend = trend(sweep.psnr.to_numpy()), trend(sweep[perceptual].to_numpy())
+        traded = psnr_trend.startswith("rises") and index_trend.startswith("rises")
+        lines.append(f"alpha 0 -> 1: PSNR {psnr_trend}, {perceptual} {index_trend} "
+                     f"({'a trade-off' if traded else 'not a trade-off'}).")
     verdict = "holds" if better and cost > 0 else "does not hold"
     lines.append(f"The paper's finding {verdict} on this run.")
     return "\n".join(lines)
