@@ -300,7 +300,7 @@ MSE_NET_ARCHITECTURE = "residual_shuffle_cnn"
 
 
 class ResidualShuffleCNN(torch.nn.Module):
-    """``x = up_s(C_c G_b * y) + PixelShuffle_f(tail(body(head(PixelUnshuffle_{f/s}(y - 1/2)))))``.
+    """``x = up_s(C_c G_b * y) + (1 - G_r) PixelShuffle_f(tail(body(head(PixelUnshuffle_{f/s}(y - 1/2)))))``.
 
     A small residual CNN. The base ``up_s(C_c G_b * y)`` is bicubic upsampling by the
     task scale ``s`` of ``y`` blurred by a Gaussian of std ``b = base_blur`` pixels, then
@@ -317,21 +317,27 @@ class ResidualShuffleCNN(torch.nn.Module):
     of ``channels`` features (EDSR-style scaled residuals, Lim et al. 2017), so
     ``depth`` convolutions in all. The tail predicts the residual as ``3 f^2`` channels
     that a pixel shuffle puts back at full size; it starts at zero, so training starts
-    from the base.
+    from the base. With ``residual_lowcut = r > 0`` the residual loses its Gaussian
+    low-pass of std ``r`` pixels (``R - G_r * R``): the observation fixes the coarse
+    content and colours, and a network trained on a dozen photos would otherwise learn
+    their colour cast (seen on the first training run: dark green turned blue).
     """
 
     def __init__(self, scale: int, body_factor: int, channels: int = 48, depth: int = 8,
-                 base_blur: float = 0.0, chroma_blur: float = 0.0):
+                 base_blur: float = 0.0, chroma_blur: float = 0.0, residual_lowcut: float = 0.0):
         super().__init__()
         if scale < 1 or body_factor % scale:
             raise ValueError(f"body_factor ({body_factor}) must be a multiple of scale ({scale})")
-        if depth < 2 or channels < 1 or base_blur < 0 or chroma_blur < 0:
+        if depth < 2 or channels < 1 or min(base_blur, chroma_blur, residual_lowcut) < 0:
             raise ValueError(f"need depth >= 2, channels >= 1, blurs >= 0; got depth={depth}, "
-                             f"channels={channels}, base_blur={base_blur}, chroma_blur={chroma_blur}")
+                             f"channels={channels}, base_blur={base_blur}, chroma_blur={chroma_blur}, "
+                             f"residual_lowcut={residual_lowcut}")
         self.config = dict(scale=scale, body_factor=body_factor, channels=channels, depth=depth,
-                           base_blur=float(base_blur), chroma_blur=float(chroma_blur))
+                           base_blur=float(base_blur), chroma_blur=float(chroma_blur),
+                           residual_lowcut=float(residual_lowcut))
         self.scale, self.body_factor = scale, body_factor
         self.base_blur, self.chroma_blur = float(base_blur), float(chroma_blur)
+        self.residual_lowcut = float(residual_lowcut)
         self.unshuffle = body_factor // scale
         self.head = torch.nn.Conv2d(3 * self.unshuffle ** 2, channels, 3, padding=1)
         self.units = torch.nn.ModuleList(torch.nn.Conv2d(channels, channels, 3, padding=1)
@@ -350,8 +356,11 @@ class ResidualShuffleCNN(torch.nn.Module):
         for conv in self.units:
             features = features + 0.5 * conv(torch.relu(features))
         residual = torch.nn.functional.pixel_shuffle(self.tail(torch.relu(features)), self.body_factor)
+        residual = residual[..., : height * self.scale, : width * self.scale]
+        if self.residual_lowcut > 0:
+            residual = residual - gaussian_blur(residual, self.residual_lowcut)
         base = bicubic_upsample(blur_chroma(gaussian_blur(y, self.base_blur), self.chroma_blur), self.scale)
-        return base + residual[..., : height * self.scale, : width * self.scale]
+        return base + residual
 
 
 def mse_net_path(task: str) -> Path:
