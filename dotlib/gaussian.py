@@ -229,6 +229,15 @@ def _trace_sqrt_product(sigma_s: torch.Tensor, sigma_t: torch.Tensor) -> torch.T
 # --------------------------------------------------------------------------- maps
 
 
+def _map_inputs(cov_s: Array, cov_t: Array, eps: float) -> tuple[bool, torch.Tensor, torch.Tensor, float]:
+    """Validated inputs of a map: ``(as_numpy, Σs float64, Σt float64, eps)`` on one device."""
+    as_numpy, device = _target(cov_s, cov_t)
+    sigma_s = _covariance("cov_s", cov_s, device)
+    sigma_t = _covariance("cov_t", cov_t, device)
+    _same_dim(sigma_s, sigma_t)
+    return as_numpy, sigma_s, sigma_t, _check_eps(eps)
+
+
 def ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> Array:
     r"""Matrix ``A [D, D]`` of the optimal map from :math:`\mathcal N(\cdot, \Sigma_s)` to :math:`\mathcal N(\cdot, \Sigma_t)`.
 
@@ -251,11 +260,7 @@ def ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> Array:
     and :math:`A = L^{-\top} (M_L + cI)^{1/2} L^{-1}` equals the formula above. This
     needs one symmetric eigendecomposition instead of two plus an inverse.
     """
-    as_numpy, device = _target(cov_s, cov_t)
-    eps = _check_eps(eps)
-    sigma_s = _covariance("cov_s", cov_s, device)
-    sigma_t = _covariance("cov_t", cov_t, device)
-    _same_dim(sigma_s, sigma_t)
+    as_numpy, sigma_s, sigma_t, eps = _map_inputs(cov_s, cov_t, eps)
     factor, info = torch.linalg.cholesky_ex(sigma_s)
     if info.item() != 0:
         raise ValueError(
@@ -301,11 +306,7 @@ def degenerate_ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> t
     set to 0). ``A`` is in general not symmetric. For an invertible :math:`\Sigma_s`
     this is :func:`ot_map` with :math:`\Sigma_w = 0`.
     """
-    as_numpy, device = _target(cov_s, cov_t)
-    eps = _check_eps(eps)
-    sigma_s = _covariance("cov_s", cov_s, device)
-    sigma_t = _covariance("cov_t", cov_t, device)
-    _same_dim(sigma_s, sigma_t)
+    as_numpy, sigma_s, sigma_t, eps = _map_inputs(cov_s, cov_t, eps)
 
     values_t, vectors_t = torch.linalg.eigh(sigma_t)
     values_t = values_t.clamp_min(0.0)

@@ -132,8 +132,13 @@ def _value(rows: pd.DataFrame, column: str) -> float:
 
 
 def _draw_plane(ax, rows: pd.DataFrame, perception: str, distortion: str, log: bool,
-                label_alphas: Sequence[float], norm: Normalize) -> list[Line2D]:
-    """Draw one perception–distortion plane on ``ax``; returns the legend entries."""
+                label_alphas: Sequence[float], norm: Normalize
+                ) -> tuple[list[Line2D], list[tuple[float, float, float]], list[tuple[float, float]]]:
+    """Draw one perception–distortion plane on ``ax``.
+
+    Returns the legend entries, the ``(alpha, x, y)`` points to label once the figure is
+    laid out (:func:`_label_alphas`) and the ``(x, y)`` of the large markers, which labels avoid.
+    """
     for column in (perception, distortion):
         if column not in rows or rows[column].notna().sum() == 0:
             raise ValueError(f"column {column!r} has no values in this table (missing metric?)")
@@ -166,21 +171,17 @@ def _draw_plane(ax, rows: pd.DataFrame, perception: str, distortion: str, log: b
         if mask.any():
             ax.scatter(xs[mask], ys[mask], c=alphas[mask], cmap=cmap, norm=norm, s=7, zorder=3,
                        linewidths=0, alpha=opacity)
-    if len(alphas):
-        wanted = [float(a) for a in label_alphas] + [float(alphas[0]), float(alphas[-1])]
-        for a, x, y in zip(alphas, xs, ys):
-            if any(math.isclose(a, w, abs_tol=1e-9) for w in wanted):
-                ax.annotate(f"α={a + 0.0:g}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=6,
-                            color="0.15", zorder=6)
     named = {
         "x_star": rows[rows.signal.eq("x_star")],
         "x_hat0": sweep[np.isclose(sweep.alpha, 0.0)],
         "xe": rows[rows.signal.eq("xe")],
         "y": rows[rows.signal.eq("y")],
     }
+    markers = []
     for key, subset in named.items():
         x, y = _value(subset, distortion) * d_scale, _value(subset, perception) * p_scale
         if math.isfinite(x) and math.isfinite(y):
+            markers.append((x, y))
             style = SIGNAL_STYLES[key]
             ax.scatter([x], [y], marker=style["marker"], color=style["color"], s=34, zorder=5,
                        edgecolors="black", linewidths=0.5)
@@ -201,13 +202,43 @@ def _draw_plane(ax, rows: pd.DataFrame, perception: str, distortion: str, log: b
             axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
             axis.set_minor_formatter(NullFormatter())
+    wanted = [float(a) for a in label_alphas] + ([float(alphas[0]), float(alphas[-1])] if len(alphas) else [])
+    to_label = [(a, x, y) for w in wanted for a, x, y in zip(alphas, xs, ys) if math.isclose(a, w, abs_tol=1e-9)]
     arrow = {"mse": " ↓", "psnr": " ↑"}.get(distortion, "")
     ax.set_xlabel(d_label + arrow)
     ax.set_ylabel(p_label + " ↓")
     first = rows.iloc[0]
     ax.set_title(f"{task_label(str(first.task))} — {first.restorer}")
     ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
-    return handles
+    return handles, to_label, markers
+
+
+def _label_alphas(ax, points: list[tuple[float, float, float]], markers: list[tuple[float, float]] = (),
+                  fontsize: float = 6.0) -> None:
+    """Write ``α=…`` beside ``(alpha, x, y)`` points in order, skipping a label that would overlap a marker or a label.
+
+    Call it on a laid-out figure (``draw_without_rendering``): overlap is judged in display units.
+    """
+    pixels_per_point = ax.figure.dpi / 72.0
+    half = 3.5 * pixels_per_point  # half the side of a marker of area 34 pt²
+    placed: list[tuple[float, float, float, float]] = [
+        (cx - half, cy - half, cx + half, cy + half) for cx, cy in ax.transData.transform(markers)
+    ] if len(markers) else []
+    seen: set[float] = set()
+    for alpha, x, y in points:
+        if round(alpha, 9) in seen:
+            continue
+        seen.add(round(alpha, 9))
+        text = f"α={alpha + 0.0:g}"
+        left, bottom = ax.transData.transform((x, y)) + np.array([4.0, 3.0]) * pixels_per_point
+        box = (left, bottom, left + 0.6 * fontsize * len(text) * pixels_per_point,
+               bottom + fontsize * pixels_per_point)
+        if any(box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]
+               for other in placed):
+            continue
+        placed.append(box)
+        ax.annotate(text, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=fontsize,
+                    color="0.15", zorder=6)
 
 
 def _alpha_norm(rows: pd.DataFrame) -> Normalize:
@@ -232,7 +263,8 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
     ``perception`` (any metric column; SWD by default) against ``distortion`` (MSE or
     PSNR). The α sweep (x_alpha rows) is a path coloured by α (colour bar): solid for
     α ∈ [0, 1], the theory's tradeoff (Freirich et al. 2021), dashed and lighter for
-    extrapolation (α < 0 or α > 1). α is written at ``label_alphas`` and at both ends.
+    extrapolation (α < 0 or α > 1). α is written at ``label_alphas`` and at both ends,
+    in that order, unless the label would overlap one already written.
     x* (restorer), x̂0 (α = 0), D(E(x)) and y are marked; the clean set x, whose
     distortion is 0, is a dotted horizontal line at its perceptual index (when
     positive). ``log``: logarithmic perception axis, and distortion axis when it is MSE.
@@ -240,9 +272,11 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
     rows = _select(table, task, restorer)
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 1.05 * COLUMN_WIDTH), constrained_layout=True)
     norm = _alpha_norm(rows)
-    handles = _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm)
+    handles, to_label, markers = _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm)
     _alpha_colorbar(fig, norm, ax)
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, handlelength=1.6)
+    fig.draw_without_rendering()
+    _label_alphas(ax, to_label, markers)
     return fig
 
 
@@ -264,15 +298,21 @@ def perception_distortion_grid(table: pd.DataFrame, perception: str = "swd", dis
                              squeeze=False, constrained_layout=True)
     norm = _alpha_norm(table)
     handles: dict[str, Line2D] = {}
+    labels = []
     for ax, (task, restorer) in zip(axes.flat, combos):
         rows = _select(table, task, restorer)
-        for handle in _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm):
+        panel_handles, to_label, markers = _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm)
+        labels.append((ax, to_label, markers))
+        for handle in panel_handles:
             handles.setdefault(handle.get_label(), handle)
     for ax in list(axes.flat)[len(combos):]:
         ax.set_visible(False)
     _alpha_colorbar(fig, norm, axes)
     fig.legend(handles=list(handles.values()), loc="outside lower center",
                ncol=min(len(handles), 4), frameon=False)
+    fig.draw_without_rendering()
+    for ax, to_label, markers in labels:
+        _label_alphas(ax, to_label, markers)
     return fig
 
 
