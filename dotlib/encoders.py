@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -237,6 +238,26 @@ def _vae_class(class_name: str):
     return getattr(diffusers, class_name)
 
 
+class _TinyConfigNotice(logging.Filter):
+    """Drops one false alarm: ``AutoencoderTiny`` records ``block_out_channels`` in its own
+    config, then warns on every load that the key is unexpected (diffusers 0.42)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'block_out_channels'" not in record.getMessage()
+
+
+def _from_pretrained(class_name: str, *args, **kwargs):
+    """``from_pretrained`` of a diffusers VAE class, without the AutoencoderTiny false alarm."""
+    logger = logging.getLogger("diffusers.configuration_utils")
+    notice = _TinyConfigNotice()
+    if class_name == "AutoencoderTiny":
+        logger.addFilter(notice)
+    try:
+        return _vae_class(class_name).from_pretrained(*args, **kwargs)
+    finally:
+        logger.removeFilter(notice)
+
+
 def _load_folder(folder: Path):
     found = _vae_config_in(folder)
     if found is None:
@@ -245,7 +266,7 @@ def _load_folder(folder: Path):
             f"_class_name in {_VAE_CLASSES} in the folder or in its vae/ subfolder"
         )
     class_name, subfolder = found
-    vae = _vae_class(class_name).from_pretrained(folder, subfolder=subfolder, low_cpu_mem_usage=False)
+    vae = _from_pretrained(class_name, folder, subfolder=subfolder, low_cpu_mem_usage=False)
     return vae, weights_fingerprint(folder / subfolder if subfolder else folder)
 
 
@@ -272,9 +293,8 @@ def _load_hub(repo_id: str):
         if class_name not in _VAE_CLASSES:
             continue
         try:
-            vae = _vae_class(class_name).from_pretrained(
-                repo_id, subfolder=subfolder, cache_dir=cache, local_files_only=True, low_cpu_mem_usage=False
-            )
+            vae = _from_pretrained(class_name, repo_id, subfolder=subfolder, cache_dir=cache,
+                                   local_files_only=True, low_cpu_mem_usage=False)
         except (OSError, ValueError) as error:
             raise FileNotFoundError(_missing_hub_message(repo_id, cache)) from error
         return vae, weights_fingerprint(Path(config).parent)

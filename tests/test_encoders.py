@@ -1,5 +1,6 @@
 """Encoders (dotlib.encoders): identity, diffusers folders, Hugging Face ids, the embedded VAE."""
 
+import logging
 import math
 
 import pytest
@@ -209,3 +210,17 @@ def test_embedded_vae_reconstructs_eval_photos():
     """The study's D(E(x)) row: PSNR >= 27 dB on 256² crops of the evaluation photos."""
     psnr = _embedded_psnr("eval")
     assert math.isfinite(psnr) and psnr >= 27.0, f"embedded VAE reconstruction PSNR {psnr:.2f} dB < 27 dB"
+
+
+def test_embedded_vae_loads_without_warnings():
+    """diffusers' AutoencoderTiny false alarm about its own config key is not shown to users."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("diffusers")
+    logger.addHandler(handler)
+    try:
+        load_encoder("embedded")
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
