@@ -58,7 +58,7 @@ _SYMMETRY_RTOL = 1e-6
 # --------------------------------------------------------------------------- inputs
 
 
-def _to_tensor(name: str, value: Any, device: torch.device | None) -> torch.Tensor:
+def _to_tensor(name: str, value: Any, device: torch.device | None, check_finite: bool = True) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
             raise TypeError(f"{name} must hold real numbers, got numpy dtype {value.dtype}")
@@ -70,7 +70,7 @@ def _to_tensor(name: str, value: Any, device: torch.device | None) -> torch.Tens
     else:
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(value).__name__}")
     tensor = tensor.to(device=device if device is not None else tensor.device, dtype=torch.float64)
-    if not torch.isfinite(tensor).all():
+    if check_finite and not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return tensor
 
@@ -417,12 +417,14 @@ class GaussianStats:
 
     def update(self, samples: Array) -> "GaussianStats":
         """Add samples ``[N, D]`` (any real dtype; accumulated in float64). Returns ``self``."""
-        batch = _to_tensor("samples", samples, self.device)
+        batch = _to_tensor("samples", samples, self.device, check_finite=False)
         if batch.ndim != 2 or batch.shape[1] != self.dim:
             raise ValueError(f"samples must have shape [N, {self.dim}], got {tuple(batch.shape)}")
         if batch.shape[0] == 0:
             return self
         batch_mean = batch.mean(dim=0)
+        if not torch.isfinite(batch_mean).all():  # a NaN or ±inf sample makes its column's mean non-finite
+            raise ValueError("samples contains NaN or infinite values")
         centred = batch - batch_mean
         self._combine(batch.shape[0], batch_mean, centred.T @ centred)
         return self

@@ -252,6 +252,12 @@ def test_stats_input_errors() -> None:
         stats.update(np.ones((5, 4)))
     with pytest.raises(ValueError, match="NaN"):
         stats.update(np.full((5, 3), np.nan))
+    for bad in (np.nan, np.inf, -np.inf):  # one bad entry among finite samples
+        samples = np.zeros((6, 3))
+        samples[4, 1] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            stats.update(samples)
+    assert stats.count == 1  # rejected batches leave the statistics unchanged
     with pytest.raises(ValueError, match="cannot merge"):
         stats.merge(GaussianStats(2))
     with pytest.raises(ValueError, match="positive integer"):
