@@ -25,6 +25,8 @@ __all__ = [
     "COLUMNS",
     "TASK_LABELS",
     "Column",
+    "findings",
+    "findings_markdown",
     "poster_rows",
     "task_label",
     "to_latex",
@@ -242,3 +244,55 @@ def write_tables(table: pd.DataFrame, folder: str | Path, stem: str = "poster",
     markdown.write_text(to_markdown(table, notes=notes, **options), encoding="utf-8")
     latex.write_text(to_latex(table, notes=notes, **options), encoding="utf-8")
     return markdown, latex
+
+
+def findings(table: pd.DataFrame, perception: str = "swd") -> pd.DataFrame:
+    """One row per (task, restorer): is x̂0 better than x* on ``perception``, at what PSNR cost?
+
+    Columns: x* and x̂0 PSNR (dB) and perceptual index (raw units), the α ∈ [0, 1] of the
+    sweep with the lowest index and its PSNR, the latent W2² to the fitted target of x*,
+    x̂0 and the clean images x, and ``holds``: x̂0 has a lower index than x* at a PSNR cost
+    (the paper's claim). Needs the rows x, x_star and x_alpha at α = 0 (``run_task``).
+    """
+    out = []
+    for (task, restorer), group in table.groupby(["task", "restorer"], sort=True):
+        def signal(name: str, alpha: float | None = None) -> pd.Series:
+            rows = group[group.signal.eq(name)]
+            if alpha is not None:
+                rows = rows[np.isclose(rows.alpha, alpha)]
+            if rows.empty:
+                raise ValueError(f"{task} / {restorer}: no {name} row" + ("" if alpha is None else f" at α={alpha}"))
+            return rows.iloc[0]
+
+        clean, star, zero = signal("x"), signal("x_star"), signal("x_alpha", 0.0)
+        sweep = group[group.signal.eq("x_alpha") & group.alpha.between(-1e-9, 1 + 1e-9)]
+        best = sweep.loc[sweep[perception].idxmin()]
+        out.append({
+            "task": task, "restorer": restorer,
+            "psnr_x_star": star.psnr, f"{perception}_x_star": star[perception],
+            "psnr_x_hat0": zero.psnr, f"{perception}_x_hat0": zero[perception],
+            "best_alpha": float(best.alpha) + 0.0, "psnr_best": best.psnr, f"{perception}_best": best[perception],
+            "latent_w2_x_star": star.latent_w2, "latent_w2_x_hat0": zero.latent_w2,
+            "latent_w2_x": clean.latent_w2,
+            "holds": bool(zero[perception] < star[perception] and zero.psnr < star.psnr),
+        })
+    return pd.DataFrame(out)
+
+
+def findings_markdown(summary: pd.DataFrame, perception: str = "swd", scale: float = 1e3) -> str:
+    """:func:`findings` as a Markdown table; the perceptual index is printed ×``scale``."""
+    name = perception.upper() + {1.0: "", 1e2: " ×10²", 1e3: " ×10³"}.get(scale, f" ×{scale:g}")
+    header = ["task · restorer", f"x* PSNR / {name}", f"x̂0 PSNR / {name}", f"best α ∈ [0, 1] for {perception.upper()}",
+              "latent W₂² x* → x̂0 (clean x)", "x̂0 better at a PSNR cost?"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join([":--"] + ["--:"] * 4 + [":-:"]) + " |"]
+    for row in summary.itertuples(index=False):
+        values = row._asdict()
+        lines.append("| " + " | ".join([
+            f"{task_label(row.task)} · {row.restorer}",
+            f"{row.psnr_x_star:.2f} / {values[f'{perception}_x_star'] * scale:.1f}",
+            f"{row.psnr_x_hat0:.2f} / {values[f'{perception}_x_hat0'] * scale:.1f}",
+            f"{row.best_alpha:g}: {row.psnr_best:.2f} / {values[f'{perception}_best'] * scale:.1f}",
+            f"{row.latent_w2_x_star:.2f} → {row.latent_w2_x_hat0:.2f} ({row.latent_w2_x:.2f})",
+            "yes" if row.holds else "no",
+        ]) + " |")
+    return "\n".join(lines) + "\n"

@@ -138,3 +138,22 @@ def test_poster_table_markdown_and_latex(tmp_path):
     assert md_path.read_text(encoding="utf-8") == markdown and tex_path.read_text(encoding="utf-8") == latex
     explicit = tables.poster_rows(table, alphas=[1.5])
     assert list(explicit[explicit.task.eq("sr4")].alpha.iloc[4:]) == [1.5]
+
+
+def test_findings_state_the_claim_per_task():
+    table = study_table()
+    summary = tables.findings(table)
+    assert list(summary.task) == ["awgn50", "sr4"] and summary.holds.all()
+    sr4 = summary.set_index("task").loc["sr4"]
+    # sr4 is the first task: D* = 0.002, W2² = 0.0015, α = 0 adds the bump 5e-5.
+    assert sr4.psnr_x_hat0 == pytest.approx(-10 * math.log10(0.002 + 0.0015 + 0.00005))
+    assert sr4.psnr_x_star == pytest.approx(-10 * math.log10(0.002))
+    assert sr4.best_alpha == 0.0 and sr4.swd_best == pytest.approx(0.02)
+    assert sr4.latent_w2_x == pytest.approx(0.504) and sr4.latent_w2_x_hat0 == pytest.approx(0.52)
+    # x̂0 with a worse perceptual index than x*: the claim does not hold.
+    worse = table.copy()
+    worse.loc[worse.signal.eq("x_alpha") & np.isclose(worse.alpha, 0.0), "swd"] = 0.2
+    assert not tables.findings(worse).holds.any()
+    markdown = tables.findings_markdown(summary)
+    assert "SWD ×10³" in markdown and markdown.count("| yes |") == 2
+    assert "| SISR ×4 · mse_net | 26.99 / 150.0 | 24.50 / 20.0 | 0: 24.50 / 20.0 | 0.65 → 0.52 (0.50) | yes |" in markdown
