@@ -24,8 +24,8 @@ test: $(STAMP)  ## the test suite (slow studies run in their small versions)
 test-all: $(STAMP)  ## every test, the slow full-size studies included
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/
-	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml
+reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/ (JOBS=N: steps at once)
+	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml $(if $(JOBS),--jobs $(JOBS))
 
 toy: $(STAMP)  ## only the toy Gaussian study
 	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml --only 'toy*'

@@ -3,6 +3,7 @@
 A study is a YAML file (``studies/embedded.yaml``, ``studies/paper.yaml``)::
 
     name: embedded
+    jobs: 2                      # steps run at once (each in its own papermill process)
     assets:                      # checked before any work; all missing ones are listed
       - {kind: folder, path: "${DOTLIB_IMAGENET:-assets/imagenet/val}", what: "...", how: "..."}
     steps:
@@ -16,9 +17,11 @@ A study is a YAML file (``studies/embedded.yaml``, ``studies/paper.yaml``)::
 A step is skipped when its fingerprint — the notebook's code, its parameters, the
 ``dotlib`` sources and committed weights, and its ``inputs`` — equals the one stored
 after its last successful run, and its outputs exist. A failing step is reported at
-the end and does not stop the others. Executed notebooks are written atomically.
+the end and does not stop the others. Executed notebooks are written atomically. Up to
+``jobs`` steps run at once; a step with ``inputs`` waits for every step before it, whose
+outputs it may read. Each step's papermill log is ``runs/reproduce/<study>/<step>.log``.
 
-Run ``python -m dotlib.reproduce studies/embedded.yaml [--only STEP ...] [--force]``.
+Run ``python -m dotlib.reproduce studies/embedded.yaml [--only STEP ...] [--force] [--jobs N]``.
 """
 
 from __future__ import annotations
@@ -30,9 +33,14 @@ import hashlib
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +52,7 @@ from .paths import PACKAGE_DIR, project_root
 __all__ = ["Asset", "Step", "Study", "load_study", "missing_assets", "run_study"]
 
 STAMP_DIR = Path("results/.stamps")
+LOG_DIR = Path("runs/reproduce")
 _ENV_PATTERN = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(:-(?P<default>[^}]*))?\}")
 
 
@@ -131,6 +140,7 @@ class Study:
     name: str
     steps: dict[str, Step]
     assets: list[Asset]
+    jobs: int = 1
 
 
 def _expand_globs(patterns: list[str]) -> list[Path]:
@@ -187,7 +197,10 @@ def load_study(path: str | Path) -> Study:
     for entry in spec.get("assets") or []:
         assets.append(Asset(kind=entry["kind"], path=expand(str(entry["path"])),
                             what=entry["what"], how=entry["how"]))
-    return Study(name=spec.get("name", path.stem), steps=steps, assets=assets)
+    jobs = spec.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"{path}: jobs must be a positive integer, got {jobs!r}")
+    return Study(name=spec.get("name", path.stem), steps=steps, assets=assets, jobs=jobs)
 
 
 def missing_assets(study: Study) -> list[Asset]:
@@ -199,30 +212,79 @@ def _stamp_path(study: Study, step: Step) -> Path:
     return STAMP_DIR / study.name / f"{step.name}.json"
 
 
-def _execute(step: Step) -> None:
-    """Run the notebook into a hidden partial file, renamed on success.
+class StepFailed(RuntimeError):
+    """A step's notebook raised; the message is the error's last line."""
 
-    On failure the partial notebook is kept as ``<output>.failed.ipynb`` to be opened.
+
+class _Children:
+    """The papermill processes running now, so that an interrupt can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self.stopping = False
+
+    def start(self, command: list[str], log) -> subprocess.Popen:
+        with self._lock:
+            if self.stopping:
+                raise StepFailed("interrupted before it started")
+            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self._running.add(child)
+            return child
+
+    def finished(self, child: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(child)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self.stopping = True
+            for child in self._running:  # papermill stops its kernel on SIGINT
+                child.send_signal(signal.SIGINT)
+
+
+def _last_error_line(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+             if line.strip()]
+    return lines[-1][:500] if lines else "papermill failed without output"
+
+
+def _execute(step: Step, log: Path, children: _Children) -> None:
+    """Run the notebook in a papermill process into a hidden partial file, renamed on success.
+
+    On failure the partial notebook is kept as ``<output>.failed.ipynb`` to be opened,
+    and :class:`StepFailed` carries the error's last line (the whole log is ``log``).
     """
-    import papermill
-
     step.output.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     partial = step.output.with_name(f".{step.output.stem}.partial.ipynb")
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(step.parameters, handle)
+    command = [sys.executable, "-m", "papermill", str(step.notebook), str(partial), "-f", handle.name,
+               "-k", "python3", "--cwd", str(Path.cwd()), "--no-progress-bar"]
     try:
-        papermill.execute_notebook(
-            str(step.notebook), str(partial), parameters=step.parameters,
-            kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False,
-        )
-    except BaseException:
+        with open(log, "w", encoding="utf-8") as output:
+            child = children.start(command, output)
+            try:
+                code = child.wait()
+            finally:
+                children.finished(child)
+    finally:
+        os.unlink(handle.name)
+    if code != 0:
         if partial.is_file():
             os.replace(partial, step.output.with_suffix(".failed.ipynb"))
-        raise
+        raise StepFailed(_last_error_line(log))
     os.replace(partial, step.output)
     step.output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
 
 
-def run_study(study: Study, only: list[str] | None = None, force: bool = False) -> list[dict]:
-    """Run (or skip) every selected step; returns one summary record per step."""
+def run_study(study: Study, only: list[str] | None = None, force: bool = False,
+              jobs: int | None = None) -> list[dict]:
+    """Run (or skip) every selected step, up to ``jobs`` (default ``study.jobs``) at once.
+
+    Returns one summary record per step, in the study's order.
+    """
     missing = missing_assets(study)
     if missing:
         lines = [f"study {study.name!r} cannot start: {len(missing)} asset(s) missing"]
@@ -235,35 +297,53 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False) 
     ]
     if only and not selected:
         raise SystemExit(f"no step matches {only}; steps: {', '.join(study.steps)}")
+    jobs = study.jobs if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     digest = code_digest()
-    summary = []
-    for index, step in enumerate(selected, 1):
-        # inputs may be the outputs of earlier steps: fingerprint just before running
-        fingerprint = step.fingerprint(digest)
-        stamp = _stamp_path(study, step)
-        previous = json.loads(stamp.read_text()) if stamp.is_file() else {}
-        header = f"[{index}/{len(selected)}] {step.name}"
-        if not force and previous.get("fingerprint") == fingerprint and step.outputs_exist():
-            print(f"{header}: unchanged, skipped", flush=True)
-            summary.append({"step": step.name, "status": "skipped", "seconds": 0.0})
-            continue
+    records: dict[str, dict] = {}
+    children = _Children()
+
+    def run(step: Step, header: str, fingerprint: str) -> None:
         print(f"{header}: running {step.notebook} -> {step.output}", flush=True)
         began = time.perf_counter()
         try:
-            _execute(step)
+            _execute(step, LOG_DIR / study.name / f"{step.name}.log", children)
         except Exception as error:  # one failing step must not lose the others
             seconds = time.perf_counter() - began
             reason = _failure_reason(error)
             print(f"{header}: FAILED after {seconds:.0f} s: {reason}", flush=True)
-            summary.append({"step": step.name, "status": "failed", "seconds": seconds,
-                            "error": reason})
-            continue
+            records[step.name] = {"step": step.name, "status": "failed", "seconds": seconds, "error": reason}
+            return
         seconds = time.perf_counter() - began
         write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1)},
-                              indent=1) + "\n", stamp)
+                              indent=1) + "\n", _stamp_path(study, step))
         print(f"{header}: done in {seconds:.0f} s", flush=True)
-        summary.append({"step": step.name, "status": "ran", "seconds": seconds})
-    return summary
+        records[step.name] = {"step": step.name, "status": "ran", "seconds": seconds}
+
+    running: set[Future] = set()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        try:
+            for index, step in enumerate(selected, 1):
+                if step.inputs:  # its inputs may be the outputs of earlier steps
+                    wait(running)
+                while len(running) >= jobs:
+                    running = wait(running, return_when=FIRST_COMPLETED).not_done
+                fingerprint = step.fingerprint(digest)
+                previous = _stamp_path(study, step)
+                previous = json.loads(previous.read_text()) if previous.is_file() else {}
+                header = f"[{index}/{len(selected)}] {step.name}"
+                if not force and previous.get("fingerprint") == fingerprint and step.outputs_exist():
+                    print(f"{header}: unchanged, skipped", flush=True)
+                    records[step.name] = {"step": step.name, "status": "skipped", "seconds": 0.0}
+                    continue
+                running = {future for future in running if not future.done()}
+                running.add(pool.submit(run, step, header, fingerprint))
+            wait(running)
+        except KeyboardInterrupt:
+            children.stop_all()
+            raise
+    return [records[step.name] for step in selected]
 
 
 def _failure_reason(error: BaseException) -> str:
@@ -293,12 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", help="study YAML file, e.g. studies/embedded.yaml")
     parser.add_argument("--only", nargs="+", metavar="STEP", help="steps to run (shell patterns)")
     parser.add_argument("--force", action="store_true", help="re-run steps even when unchanged")
+    parser.add_argument("--jobs", type=int, metavar="N", help="steps run at once (default: the study's jobs)")
     args = parser.parse_args(argv)
     study_path = Path(args.study).resolve()
     os.chdir(project_root(study_path.parent))
     study = load_study(study_path)
     began = time.perf_counter()
-    summary = run_study(study, only=args.only, force=args.force)
+    summary = run_study(study, only=args.only, force=args.force, jobs=args.jobs)
     print("\n" + format_summary(summary))
     print(f"wall time {time.perf_counter() - began:.0f} s")
     return 1 if any(record["status"] == "failed" for record in summary) else 0

@@ -120,3 +120,33 @@ def test_expand_environment_variables(monkeypatch):
     with pytest.raises(KeyError, match="DOTLIB_TEST_ROOT"):
         expand("${DOTLIB_TEST_ROOT}/val")
     assert Asset("folder", "/definitely/not/here", "x", "y").is_present() is False
+
+
+def test_jobs_run_steps_at_once_and_inputs_wait_for_earlier_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _notebook(tmp_path / "span.ipynb",
+              "import time\nfrom pathlib import Path\nbegan = time.time()\n"
+              "seen = sorted(p.name for p in Path('results').glob('*.txt'))\ntime.sleep(value)\n"
+              "Path(out).write_text(f'{began} {time.time()} ' + ','.join(seen))")
+    (tmp_path / "study.yaml").write_text(
+        "name: parallel\njobs: 2\nsteps:\n"
+        "  a: {notebook: span.ipynb, output: results/a.ipynb, parameters: {value: 3, out: results/a.txt}}\n"
+        "  b: {notebook: span.ipynb, output: results/b.ipynb, parameters: {value: 3, out: results/b.txt}}\n"
+        "  c: {notebook: span.ipynb, output: results/c.ipynb, parameters: {value: 0, out: results/c.txt},\n"
+        "      inputs: ['results/*.txt']}\n"
+    )
+    study = load_study(tmp_path / "study.yaml")
+    assert study.jobs == 2
+    summary = run_study(study)
+    assert [r["status"] for r in summary] == ["ran", "ran", "ran"]
+    spans = {}
+    for name in "abc":
+        began, ended, seen = (tmp_path / f"results/{name}.txt").read_text().split(" ")
+        spans[name] = (float(began), float(ended), seen)
+    (a0, a1, _), (b0, b1, _), (c0, _, c_seen) = spans["a"], spans["b"], spans["c"]
+    assert a0 < b1 and b0 < a1            # a and b overlapped
+    assert c0 >= max(a1, b1) and c_seen == "a.txt,b.txt"   # c started after both, and saw them
+    assert (tmp_path / "runs/reproduce/parallel/a.log").is_file()
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        (tmp_path / "bad.yaml").write_text("jobs: 0\nsteps:\n  a: {notebook: span.ipynb, output: x.ipynb}\n")
+        load_study(tmp_path / "bad.yaml")
