@@ -111,7 +111,7 @@ def reconstruction_psnr(vae, images: torch.Tensor, device: torch.device) -> floa
 def train_vae(
     output_dir: str | Path,
     checkpoint_path: str | Path,
-    steps: int = 1100,
+    steps: int = 4400,
     batch_size: int = 16,
     crop: int = 64,
     learning_rate: float = 1e-3,
@@ -228,7 +228,7 @@ def train_restorer(
     task: str,
     output_path: str | Path,
     checkpoint_path: str | Path,
-    steps: int = 1000,
+    steps: int = 1500,
     batch_size: int = 16,
     crop: int | None = None,
     learning_rate: float = 4e-3,

@@ -204,8 +204,6 @@ def test_embedded_vae_reconstructs_unseen_photos(split):
     assert math.isfinite(psnr) and psnr >= 27.0, f"embedded VAE reconstruction PSNR {psnr:.2f} dB < 27 dB"
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall: the embedded VAE (1100 CPU steps) reaches "
-                   "about 24 dB on the eval photos (china's foliage, flower), short of 27 dB")
 def test_embedded_vae_reconstructs_eval_photos():
     """The study's D(E(x)) row: PSNR >= 27 dB on 256² crops of the evaluation photos."""
     psnr = _embedded_psnr("eval")
