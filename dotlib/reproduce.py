@@ -379,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(project_root(study_path.parent))
     study = load_study(study_path)
     began = time.perf_counter()
-    summary = run_study(study, only=args.only, force=args.force, jobs=args.jobs)
+    try:
+        summary = run_study(study, only=args.only, force=args.force, jobs=args.jobs)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished steps are kept; run the same command again to resume", flush=True)
+        return 130
     print("\n" + format_summary(summary))
     print(f"wall time {time.perf_counter() - began:.0f} s")
     return 1 if any(record["status"] == "failed" for record in summary) else 0

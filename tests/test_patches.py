@@ -107,12 +107,17 @@ def test_map_patches_chunked_equals_full(latents, sigma):
     def move_columns(u):  # [B, D, N], the layout map_patches uses
         return weights.T @ u + 0.5
 
-    full = fold_patches(move_rows(extract_patches(latents, 5, pad=True)), latents.shape[-2:], 5, 3,
-                        pad=True, sigma=sigma)
-    chunked = map_patches(latents, 5, move_columns, sigma=sigma, max_patches=30)
-    assert torch.allclose(chunked, full, atol=1e-12)
-    assert torch.allclose(map_patches(latents, 5, move_columns, sigma=sigma), full, atol=1e-12)
-    assert torch.allclose(map_patches(latents, 5, lambda u: u, sigma=sigma), latents, atol=1e-12)
+    for pad in (False, True):
+        full = fold_patches(move_rows(extract_patches(latents, 5, pad=pad)), latents.shape[-2:], 5, 3,
+                            pad=pad, sigma=sigma)
+        chunked = map_patches(latents, 5, move_columns, sigma=sigma, max_patches=30, pad=pad)
+        assert torch.allclose(chunked, full, atol=1e-12)
+        assert torch.allclose(map_patches(latents, 5, move_columns, sigma=sigma, pad=pad), full, atol=1e-12)
+        assert torch.allclose(map_patches(latents, 5, lambda u: u, sigma=sigma, pad=pad), latents, atol=1e-12)
+    # valid patches only: a corner is moved by the one patch that covers it
+    corner = map_patches(latents, 5, move_columns, pad=False)[:, :, 0, 0]
+    first = move_rows(extract_patches(latents, 5)[:, :1])[:, 0].reshape(-1, 3, 25)[:, :, 0]
+    assert torch.allclose(corner, first, atol=1e-12)
 
 
 def test_errors(latents):
