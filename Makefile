@@ -6,7 +6,7 @@ STAMP := $(VENV)/.dotlib-setup
 STUDY ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all reproduce toy train-embedded bench lab clean-results
+.PHONY: setup test test-all reproduce toy train-embedded bench lab
 
 setup: $(STAMP)  ## create .venv with the pinned packages and its Jupyter kernel (idempotent)
 
@@ -24,8 +24,8 @@ test: $(STAMP)  ## the test suite (slow studies run in their small versions)
 test-all: $(STAMP)  ## every test, the slow full-size studies included
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/ (JOBS=N: steps at once)
-	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml $(if $(JOBS),--jobs $(JOBS))
+reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/ (JOBS=N: steps at once; FORCE=1: re-run unchanged steps)
+	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
 toy: $(STAMP)  ## only the toy Gaussian study
 	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml --only 'toy*'
