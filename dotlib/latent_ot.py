@@ -16,7 +16,8 @@ statistics are fitted on) by :math:`T`, fold the overlaps back by (weighted) ave
 decode; that is :math:`\hat x_0`. Near the border fewer patches overlap; replicate
 padding, tried first, put coloured frames around the images (``dotlib.patches.map_patches``).
 Then eq. (2) of the paper, :math:`\hat x_\alpha = (1-\alpha)\hat x_0 + \alpha x^*` in
-pixel space (``mode="pixel"``), or the operator interpolation :math:`A_\alpha = (1-\alpha) A + \alpha I` in latent space (``mode="latent"``), where the
+pixel space (``mode="pixel"``), or the operator interpolation
+:math:`A_\alpha = (1-\alpha) A + \alpha I` in latent space (``mode="latent"``), where the
 patch map is :math:`T_\alpha(v) = (1-\alpha) T(v) + \alpha v`. Zero-shot: the source
 Gaussian of each image is fitted on that image's own patches.
 """

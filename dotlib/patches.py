@@ -3,8 +3,8 @@
 A latent ``z`` of shape ``[B, C, H, W]`` has ``(H - p + 1)·(W - p + 1)`` *valid* p×p
 patches (no padding: the positions statistics are fitted on and transport moves) and,
 after replicate padding by ``p // 2`` on every side, exactly ``H·W`` patches, one
-centred on each position (an option of :func:`map_patches`). A patch is flattened channel-major, i.e. as
-``torch.nn.functional.unfold`` orders it: index ``c·p² + i·p + j``.
+centred on each position (an option of :func:`map_patches`). A patch is flattened
+channel-major, i.e. as ``torch.nn.functional.unfold`` orders it: index ``c·p² + i·p + j``.
 
 Folding puts patches back: each position receives the weighted average of the values
 that the patches covering it hold there, with weight ``k[i, j]`` for the patch offset

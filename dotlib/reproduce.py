@@ -326,7 +326,7 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
         try:
             for index, step in enumerate(selected, 1):
                 if step.inputs:  # its inputs may be the outputs of earlier steps
-                    wait(running)
+                    running = wait(running).not_done
                 while len(running) >= jobs:
                     running = wait(running, return_when=FIRST_COMPLETED).not_done
                 fingerprint = step.fingerprint(digest)
@@ -337,7 +337,6 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
                     print(f"{header}: unchanged, skipped", flush=True)
                     records[step.name] = {"step": step.name, "status": "skipped", "seconds": 0.0}
                     continue
-                running = {future for future in running if not future.done()}
                 running.add(pool.submit(run, step, header, fingerprint))
             wait(running)
         except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from .encoders import Encoder, load_encoder
 from .latent_ot import LatentOT
 from .patches import extract_patches
 from .restorers import get_restorer
+from .tables import signal_row
 
 __all__ = [
     "ImageSets", "TaskRun", "default_alphas", "describe_finding", "fewshot_ablation", "fit_operator",
@@ -243,15 +244,7 @@ def describe_finding(table: pd.DataFrame, perceptual: str = "swd") -> str:
     The claim (Adrai et al. 2023): x̂0 is closer to natural images than x* on the
     perceptual index, at a PSNR cost, and the α sweep trades one for the other.
     """
-    def row(signal: str, alpha: float | None = None) -> pd.Series:
-        rows = table[table.signal.eq(signal)]
-        if alpha is not None:
-            rows = rows[np.isclose(rows.alpha, alpha)]
-        if rows.empty:
-            raise ValueError(f"the table has no {signal} row" + (f" at alpha={alpha}" if alpha is not None else ""))
-        return rows.iloc[0]
-
-    star, zero = row("x_star"), row("x_alpha", 0.0)
+    star, zero = signal_row(table, "x_star"), signal_row(table, "x_alpha", 0.0)
     better = zero[perceptual] < star[perceptual]
     cost = star.psnr - zero.psnr
     lines = [

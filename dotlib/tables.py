@@ -28,6 +28,7 @@ __all__ = [
     "findings",
     "findings_markdown",
     "poster_rows",
+    "signal_row",
     "task_label",
     "to_latex",
     "to_markdown",
@@ -246,6 +247,19 @@ def write_tables(table: pd.DataFrame, folder: str | Path, stem: str = "poster",
     return markdown, latex
 
 
+def signal_row(table: pd.DataFrame, signal: str, alpha: float | None = None) -> pd.Series:
+    """The first row of ``signal`` in a study table (at ``alpha`` when given); ``ValueError`` if none."""
+    rows = table[table.signal.eq(signal)]
+    if alpha is not None:
+        rows = rows[np.isclose(rows.alpha, alpha)]
+    if rows.empty:
+        runs = ", ".join(f"{task} / {restorer}" for task, restorer
+                         in table[["task", "restorer"]].drop_duplicates().itertuples(index=False))
+        raise ValueError(f"the table ({runs}) has no {signal} row"
+                         + (f" at alpha={alpha}" if alpha is not None else ""))
+    return rows.iloc[0]
+
+
 def findings(table: pd.DataFrame, perception: str = "swd") -> pd.DataFrame:
     """One row per (task, restorer): is x̂0 better than x* on ``perception``, at what PSNR cost?
 
@@ -256,15 +270,7 @@ def findings(table: pd.DataFrame, perception: str = "swd") -> pd.DataFrame:
     """
     out = []
     for (task, restorer), group in table.groupby(["task", "restorer"], sort=True):
-        def signal(name: str, alpha: float | None = None) -> pd.Series:
-            rows = group[group.signal.eq(name)]
-            if alpha is not None:
-                rows = rows[np.isclose(rows.alpha, alpha)]
-            if rows.empty:
-                raise ValueError(f"{task} / {restorer}: no {name} row" + ("" if alpha is None else f" at α={alpha}"))
-            return rows.iloc[0]
-
-        clean, star, zero = signal("x"), signal("x_star"), signal("x_alpha", 0.0)
+        clean, star, zero = signal_row(group, "x"), signal_row(group, "x_star"), signal_row(group, "x_alpha", 0.0)
         sweep = group[group.signal.eq("x_alpha") & group.alpha.between(-1e-9, 1 + 1e-9)]
         best = sweep.loc[sweep[perception].idxmin()]
         out.append({
