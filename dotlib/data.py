@@ -15,6 +15,7 @@ All images are ``float32`` tensors ``[3, H, W]`` (or batches ``[B, 3, H, W]``) i
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -32,7 +33,11 @@ __all__ = [
     "load_image",
     "load_photo",
     "matched_crops",
+    "PHOTO_POOL",
+    "photo_crops",
+    "photo_folds",
     "photo_half",
+    "photo_pool",
     "split_photos",
     "to_tensor",
 ]
@@ -94,6 +99,31 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "source": ("chelsea", "rocket"),
     "eval": ("china", "flower"),
 }
+
+
+#: The study's own photographs (Debian wallpaper packages, processed to 512² PNG; see
+#: ``dotlib/photos/ATTRIBUTION.md``): evaluation-only, never seen by a trained component.
+PHOTO_DIR = Path(__file__).resolve().parent / "photos"
+
+
+def _wallpapers() -> dict[str, Photo]:
+    manifest = PHOTO_DIR / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} is missing: the study's photographs ship with dotlib "
+                                f"(reinstall it, or run tools/make_photos.py to rebuild them)")
+    entries = json.loads(manifest.read_text(encoding="utf-8"))
+    return {entry["name"]: Photo("dotlib", f"photos/{entry['file']}",
+                                 f"{entry['description']} ({entry['author']}, {entry['license']})")
+            for entry in entries}
+
+
+EMBEDDED_PHOTOS.update(_wallpapers())
+
+#: The photos the study measures on (crops cross-fitted over folds, see ``photo_folds``):
+#: every photo no trained component (embedded VAE, restorers) has seen. The package
+#: photos of the former ``target``/``source``/``eval`` roles plus the wallpapers.
+PHOTO_POOL: tuple[str, ...] = tuple(sorted(
+    SPLITS["target"] + SPLITS["source"] + SPLITS["eval"] + tuple(_wallpapers())))
 
 
 def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
@@ -213,6 +243,55 @@ def matched_crops(splits: Sequence[str], half: int, size: int = 256, n: int = 16
     """
     names = [name for split in splits for name in split_photos(split)]
     return crop_batch([photo_half(load_photo(name), half) for name in names], size, n, seed)
+
+
+def photo_crops(image: torch.Tensor, size: int, max_crops: int | None = None) -> torch.Tensor:
+    """Non-overlapping ``size``² crops of ``[3, H, W]`` on a centred grid: ``[k, 3, size, size]``.
+
+    The grid holds ``floor(H / size) × floor(W / size)`` crops; with ``max_crops`` that many
+    are taken, evenly spread over the grid in row-major order. Nothing is upscaled: an
+    image smaller than ``size`` raises ``ValueError``.
+    """
+    height, width = image.shape[-2:]
+    rows, cols = height // size, width // size
+    if rows == 0 or cols == 0:
+        raise ValueError(f"a {height}x{width} photo is smaller than a {size}x{size} crop; "
+                         f"use a smaller crop size (photos are never upscaled)")
+    if max_crops is not None and max_crops < 1:
+        raise ValueError(f"max_crops must be >= 1 or None, got {max_crops}")
+    top, left = (height - rows * size) // 2, (width - cols * size) // 2
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    if max_crops is not None and max_crops < len(cells):
+        cells = [cells[int(i)] for i in np.linspace(0, len(cells) - 1, max_crops).round()]
+    return torch.stack([image[:, top + r * size:top + (r + 1) * size, left + c * size:left + (c + 1) * size]
+                        for r, c in cells])
+
+
+def photo_pool(size: int = 256, crops_per_photo: int = 2,
+               names: Sequence[str] = PHOTO_POOL) -> tuple[torch.Tensor, list[str]]:
+    """Crops of the study's photos: ``(float32 [N, 3, size, size], photo name of each crop)``.
+
+    Each photo gives up to ``crops_per_photo`` non-overlapping crops (:func:`photo_crops`);
+    a photo too small for one crop raises (never upscaled). Order: by photo name.
+    """
+    crops, owners = [], []
+    for name in names:
+        taken = photo_crops(load_photo(name), size, crops_per_photo)
+        crops.append(taken)
+        owners += [name] * taken.shape[0]
+    return torch.cat(crops), owners
+
+
+def photo_folds(names: Sequence[str], n_folds: int, seed: int = 0) -> list[list[str]]:
+    """Split photo names into ``n_folds`` disjoint folds (shuffled by ``seed``, dealt round-robin).
+
+    Cross-fitting: each fold is evaluated with statistics fitted on the other folds' photos.
+    """
+    unique = sorted(set(names))
+    if not 2 <= n_folds <= len(unique):
+        raise ValueError(f"n_folds must be between 2 and the number of photos ({len(unique)}), got {n_folds}")
+    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [sorted(unique[i] for i in order[fold::n_folds]) for fold in range(n_folds)]
 
 
 class ImageFolder(torch.utils.data.Dataset):

@@ -38,11 +38,15 @@ import torch.distributed as dist
 
 __all__ = [
     "GaussianStats",
+    "DEFAULT_EPS",
+    "DEFAULT_RELATIVE_EPS",
+    "RIDGES",
     "degenerate_ot_map",
     "gaussian_map",
     "interpolate_operator",
     "inv_sqrtm_psd",
     "ot_map",
+    "ridge_value",
     "sqrtm_psd",
     "w2",
 ]
@@ -50,7 +54,18 @@ __all__ = [
 Array = Union[np.ndarray, torch.Tensor]
 
 DEFAULT_EPS = 1e-7
-"""Ridge ("sensitivity") of the authors' published runs."""
+"""Ridge ("sensitivity") of the authors' published runs, absolute (``ridge="absolute"``)."""
+
+DEFAULT_RELATIVE_EPS = 1e-9
+"""Scale-aware ridge (``ridge="relative"``): a fraction of the regularised matrix's mean eigenvalue.
+
+The authors' absolute 1e-7 was set for Stable Diffusion's latents (variances of order 10,
+so the inner matrix of :func:`ot_map` has eigenvalues of order 100): relative to that
+scale it is about 1e-9. The relative ridge keeps that weight in any latent space; an
+absolute one weighs 2500x more on a latent space with variances of order 0.2.
+"""
+
+RIDGES = ("absolute", "relative")
 
 _SYMMETRY_RTOL = 1e-6
 
@@ -123,6 +138,25 @@ def _check_eps(eps: float) -> float:
     if not (eps >= 0.0 and np.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps}")
     return eps
+
+
+def _check_ridge(ridge: str) -> str:
+    if ridge not in RIDGES:
+        raise ValueError(f"ridge must be one of {', '.join(RIDGES)}, got {ridge!r}")
+    return ridge
+
+
+def ridge_value(eps: float, matrix: torch.Tensor, ridge: str) -> float:
+    r"""The ridge added to ``matrix [D, D]``: ``eps`` (absolute) or ``eps · tr(matrix) / D`` (relative).
+
+    The relative ridge is a fixed fraction of the mean eigenvalue, so it means the same
+    whatever the scale of the latent space (multiplying the data by :math:`s` multiplies
+    a covariance by :math:`s^2`, the inner matrix of :func:`ot_map` by :math:`s^4`, and
+    its relative ridge with them).
+    """
+    if _check_ridge(ridge) == "absolute":
+        return eps
+    return eps * max(matrix.trace().item(), 0.0) / matrix.shape[0]
 
 
 # ------------------------------------------------------------------ matrix functions
@@ -238,7 +272,7 @@ def _map_inputs(cov_s: Array, cov_t: Array, eps: float) -> tuple[bool, torch.Ten
     return as_numpy, sigma_s, sigma_t, _check_eps(eps)
 
 
-def ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> Array:
+def ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS, ridge: str = "absolute") -> Array:
     r"""Matrix ``A [D, D]`` of the optimal map from :math:`\mathcal N(\cdot, \Sigma_s)` to :math:`\mathcal N(\cdot, \Sigma_t)`.
 
     .. math::
@@ -252,7 +286,8 @@ def ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> Array:
     Regularisation (the authors' convention): before its square root the inner matrix
     :math:`M` gets its most negative eigenvalue removed and the ridge ``eps`` added,
     :math:`M \to M + (\max(0, -\lambda_{\min}(M)) + \varepsilon) I`. ``eps = 0`` gives
-    the exact map; the default 1e-7 is the published "sensitivity".
+    the exact map; the default 1e-7 is the published "sensitivity". ``ridge="relative"``
+    scales it by the mean eigenvalue of :math:`M` (:func:`ridge_value`).
 
     Computation: with the Cholesky factor :math:`\Sigma_s = L L^\top`, the matrix
     :math:`M_L = L^\top \Sigma_t L` is orthogonally similar to
@@ -261,20 +296,23 @@ def ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> Array:
     needs one symmetric eigendecomposition instead of two plus an inverse.
     """
     as_numpy, sigma_s, sigma_t, eps = _map_inputs(cov_s, cov_t, eps)
+    _check_ridge(ridge)
     factor, info = torch.linalg.cholesky_ex(sigma_s)
     if info.item() != 0:
         raise ValueError(
             "cov_s is not positive definite, so ot_map does not exist; use gaussian_map or "
             "degenerate_ot_map (Freirich et al. 2021, eq. 19) for a singular source covariance"
         )
-    values, vectors = torch.linalg.eigh(_sym(factor.T @ sigma_t @ factor))
-    values = values + (max(0.0, -values.min().item()) + eps)
+    inner = _sym(factor.T @ sigma_t @ factor)
+    values, vectors = torch.linalg.eigh(inner)
+    values = values + (max(0.0, -values.min().item()) + ridge_value(eps, inner, ridge))
     # (M_L + cI)^{1/2} = G G^T with G = V diag(λ^{1/4}); A = (L^{-T} G)(L^{-T} G)^T.
     half = torch.linalg.solve_triangular(factor.T, vectors * values.sqrt().sqrt(), upper=True)
     return _out(_sym(half @ half.T), as_numpy)
 
 
-def degenerate_ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> tuple[Array, Array]:
+def degenerate_ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS,
+                      ridge: str = "absolute") -> tuple[Array, Array]:
     r"""Optimal map from a possibly singular :math:`\Sigma_s`: ``(A [D, D], noise_cov [D, D])``.
 
     Freirich, Michaeli & Meir (2021), eq. (19). With :math:`T^*` the optimal map from
@@ -304,13 +342,14 @@ def degenerate_ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> t
     a singular target) can leave :math:`\Sigma_w` slightly indefinite, where the
     authors' code fails; here it is projected onto the PSD cone (negative eigenvalues
     set to 0). ``A`` is in general not symmetric. For an invertible :math:`\Sigma_s`
-    this is :func:`ot_map` with :math:`\Sigma_w = 0`.
+    this is :func:`ot_map` with :math:`\Sigma_w = 0`. ``ridge="relative"`` scales ``eps``
+    by each matrix's mean eigenvalue (:func:`ridge_value`).
     """
     as_numpy, sigma_s, sigma_t, eps = _map_inputs(cov_s, cov_t, eps)
 
     values_t, vectors_t = torch.linalg.eigh(sigma_t)
     values_t = values_t.clamp_min(0.0)
-    kept_t = values_t > _rank_tolerance(values_t, eps)
+    kept_t = values_t > _rank_tolerance(values_t, ridge_value(eps, sigma_t, ridge))
     root_t = _spectral(vectors_t, values_t.sqrt())
     inv_root_t = _spectral(vectors_t, torch.where(kept_t, values_t, 1.0).rsqrt() * kept_t)
 
@@ -320,7 +359,7 @@ def degenerate_ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> t
     cross = root_t @ root_m @ inv_root_t  # Σt T*
 
     values_s, vectors_s = torch.linalg.eigh(sigma_s)
-    kept_s = values_s > _rank_tolerance(values_s, eps)
+    kept_s = values_s > _rank_tolerance(values_s, ridge_value(eps, sigma_s, ridge))
     basis = vectors_s[:, kept_s]
     pinv_s = (basis / values_s[kept_s]) @ basis.T
     whitened = cross @ (basis / values_s[kept_s].sqrt())  # A Σs A^T = whitened whitened^T
@@ -330,21 +369,24 @@ def degenerate_ot_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> t
     return _out(cross @ pinv_s, as_numpy), _out(noise, as_numpy)
 
 
-def gaussian_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS) -> tuple[Array, Array | None]:
+def gaussian_map(cov_s: Array, cov_t: Array, eps: float = DEFAULT_EPS,
+                 ridge: str = "absolute") -> tuple[Array, Array | None]:
     r"""The map to use for these covariances: ``(A, None)`` or ``(A, noise_cov)``.
 
     :func:`ot_map` when :math:`\Sigma_s` is positive definite beyond the ridge,
     :math:`\lambda_{\min}(\Sigma_s) > \varepsilon` (tested by a Cholesky factorisation
     of :math:`\Sigma_s - \varepsilon I`), otherwise :func:`degenerate_ot_map` — the
-    switch of the authors' code.
+    switch of the authors' code. With ``ridge="relative"`` the threshold and both maps'
+    ridges are ``eps`` times the mean eigenvalue of the matrix concerned.
     """
     _, device = _target(cov_s, cov_t)
     eps = _check_eps(eps)
     sigma_s = _covariance("cov_s", cov_s, device)
-    shifted = sigma_s - eps * torch.eye(sigma_s.shape[0], dtype=torch.float64, device=device)
+    threshold = ridge_value(eps, sigma_s, ridge)
+    shifted = sigma_s - threshold * torch.eye(sigma_s.shape[0], dtype=torch.float64, device=device)
     if torch.linalg.cholesky_ex(shifted)[1].item() == 0:
-        return ot_map(cov_s, cov_t, eps), None
-    return degenerate_ot_map(cov_s, cov_t, eps)
+        return ot_map(cov_s, cov_t, eps, ridge), None
+    return degenerate_ot_map(cov_s, cov_t, eps, ridge)
 
 
 def interpolate_operator(A: Array, alpha: float) -> Array:

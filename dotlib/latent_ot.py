@@ -20,6 +20,28 @@ pixel space (``mode="pixel"``), or the operator interpolation
 :math:`A_\alpha = (1-\alpha) A + \alpha I` in latent space (``mode="latent"``), where the
 patch map is :math:`T_\alpha(v) = (1-\alpha) T(v) + \alpha v`. Zero-shot: the source
 Gaussian of each image is fitted on that image's own patches.
+
+Decoding (``decode=``): ``"direct"`` is the paper's :math:`\hat x_0 = D(T(E(x^*)))`.
+``"residual"`` decodes only the change that :math:`T` makes,
+
+.. math::
+    \hat x_0 = x^* + D(T(E(x^*))) - D(E(x^*)),
+
+so the VAE's own reconstruction error :math:`x^* - D(E(x^*))` (the bound the poster
+names as the method's first limitation) is not added to the output: what :math:`T`
+does not move stays :math:`x^*` exactly (:math:`T` = identity returns :math:`x^*`).
+In the theory's terms it is no longer the push-forward of :math:`p_{x^*}` through one
+map of the latent space, but :math:`x^*` plus a decoded latent displacement: the
+distribution of :math:`\hat x_0` matches :math:`p_x` only as far as the decoder is
+locally linear, and its MSE excess stays the transport cost without the VAE's error.
+Here :math:`D(E(x^*))` is decoded from the latent folded by the identity patch map
+(:math:`T_1`), computed exactly like :math:`T`, so that the two decodings differ only
+by what :math:`T` changes.
+
+Ridge (``ridge=``): ``"relative"`` (default) adds ``eps`` times the mean eigenvalue of
+the regularised matrix, so that one ``eps`` means the same in every latent space;
+``"absolute"`` with ``eps=1e-7`` is the authors' published setting
+(:func:`dotlib.gaussian.ridge_value`).
 """
 
 from __future__ import annotations
@@ -35,7 +57,8 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .encoders import Encoder, check_images, load_encoder
-from .gaussian import GaussianStats, gaussian_map, interpolate_operator, sqrtm_psd, w2
+from .gaussian import (DEFAULT_EPS, DEFAULT_RELATIVE_EPS, RIDGES, GaussianStats, gaussian_map,
+                       interpolate_operator, sqrtm_psd, w2)
 from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches
 
 __all__ = ["LatentOT", "Operator"]
@@ -43,6 +66,7 @@ __all__ = ["LatentOT", "Operator"]
 _FORMAT = "dotlib.LatentOT"
 _WHICH = ("source", "target")
 _MODES = ("pixel", "latent")
+DECODES = ("direct", "residual")
 
 
 class Operator:
@@ -57,9 +81,10 @@ class Operator:
         self.matrix, self.mean_s, self.mean_t, self.noise_root = matrix, mean_s, mean_t, noise_root
 
     @classmethod
-    def between(cls, source: GaussianStats, target: GaussianStats, eps: float) -> "Operator":
+    def between(cls, source: GaussianStats, target: GaussianStats, eps: float,
+                ridge: str = "absolute") -> "Operator":
         """The operator from ``source``'s Gaussian to ``target``'s (:func:`gaussian_map`)."""
-        matrix, noise_cov = gaussian_map(source.cov, target.cov, eps)
+        matrix, noise_cov = gaussian_map(source.cov, target.cov, eps, ridge)
         noise_root = None if noise_cov is None else sqrtm_psd(noise_cov)
         return cls(matrix, source.mean, target.mean, noise_root)
 
@@ -101,7 +126,10 @@ class LatentOT:
     ----------
     encoder : ``"embedded"``, ``"pixel"``, a diffusers folder / HF id, or an :class:`Encoder`.
     patch_size : odd patch side p in latent pixels (the paper: 5, i.e. 4·25 = 100 dims).
-    eps : ridge ("sensitivity") of :func:`dotlib.gaussian.gaussian_map` (paper: 1e-7).
+    eps : ridge ("sensitivity") of :func:`dotlib.gaussian.gaussian_map`; None: 1e-9 for the
+        relative ridge, 1e-7 (the paper's) for the absolute one.
+    ridge : ``"relative"`` (``eps`` × mean eigenvalue, the same in every latent space) or
+        ``"absolute"`` (the authors' convention; ``eps=1e-7, ridge="absolute"`` replicates them).
     fold_sigma : None for uniform folding, else the width (latent pixels) of a Gaussian folding kernel.
     device : where encoding, statistics and transport run (default: the encoder's, else CPU).
     seed : seeds the noise of the degenerate map (a fresh generator per ``transport`` call).
@@ -113,8 +141,8 @@ class LatentOT:
     every process then holds the operator of all images together (rank 0 saves it).
     """
 
-    def __init__(self, encoder: str | Path | Encoder = "embedded", patch_size: int = 5, eps: float = 1e-7,
-                 fold_sigma: float | None = None, device: str | torch.device | None = None, seed: int = 0,
+    def __init__(self, encoder: str | Path | Encoder = "embedded", patch_size: int = 5,
+                 eps: float | None = None, ridge: str = "relative", fold_sigma: float | None = None, device: str | torch.device | None = None, seed: int = 0,
                  batch_size: int = 8, max_patches: int = DEFAULT_MAX_PATCHES):
         if isinstance(encoder, Encoder):
             if device is not None and torch.device(device) != encoder.device:
@@ -123,13 +151,17 @@ class LatentOT:
         else:
             self.encoder = load_encoder(encoder, device=device if device is not None else "cpu")
         self.patch_size = check_patch_size(patch_size)
-        if not eps >= 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        if ridge not in RIDGES:
+            raise ValueError(f"ridge must be one of {', '.join(RIDGES)}, got {ridge!r}")
+        if eps is None:
+            eps = DEFAULT_RELATIVE_EPS if ridge == "relative" else DEFAULT_EPS
+        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
         if fold_sigma is not None and not fold_sigma > 0:
             raise ValueError(f"fold_sigma must be positive or None (uniform folding), got {fold_sigma}")
         if batch_size < 1 or max_patches < 1:
             raise ValueError(f"batch_size and max_patches must be >= 1, got {batch_size}, {max_patches}")
-        self.eps, self.fold_sigma, self.seed = float(eps), fold_sigma, int(seed)
+        self.eps, self.ridge, self.fold_sigma, self.seed = float(eps), ridge, fold_sigma, int(seed)
         self.batch_size, self.max_patches = int(batch_size), int(max_patches)
         self.device = self.encoder.device
         self.dim = self.encoder.latent_channels * self.patch_size ** 2
@@ -140,6 +172,7 @@ class LatentOT:
 
     def __repr__(self) -> str:
         return (f"LatentOT(encoder={self.encoder.name!r}, patch_size={self.patch_size}, eps={self.eps}, "
+                f"ridge={self.ridge!r}, "
                 f"source={self.source.count}, target={self.target.count}, fitted={self.operator is not None})")
 
     # ------------------------------------------------------------------ fitting
@@ -193,9 +226,27 @@ class LatentOT:
                 raise ValueError(
                     f"{which} statistics hold {stats.count} patches; call update(images, which={which!r}) first"
                 )
-        self.operator = Operator.between(self.source, self.target, self.eps)
+        self.operator = Operator.between(self.source, self.target, self.eps, self.ridge)
         self.latent_w2 = w2(self.source.mean, self.source.cov, self.target.mean, self.target.cov)
         return self.latent_w2
+
+    @classmethod
+    def from_stats(cls, encoder: Encoder, source: GaussianStats, target: GaussianStats,
+                   **options) -> "LatentOT":
+        """A fitted operator from statistics gathered elsewhere (copies of ``source`` and ``target``).
+
+        The statistics must be of this encoder's valid p×p latent patches (``dim = C·p²``);
+        the study merges per-photo statistics this way for each cross-fitting fold.
+        """
+        model = cls(encoder, **options)
+        for which, stats in (("source", source), ("target", target)):
+            if not isinstance(stats, GaussianStats) or stats.dim != model.dim:
+                raise ValueError(f"{which} must be GaussianStats of dimension {model.dim} "
+                                 f"(C·p² for this encoder and patch size), got {stats!r}")
+        model.source = GaussianStats(model.dim, model.device).merge(source)
+        model.target = GaussianStats(model.dim, model.device).merge(target)
+        model.fit()
+        return model
 
     @property
     def fitted(self) -> bool:
@@ -216,7 +267,7 @@ class LatentOT:
             own = GaussianStats(self.dim, self.device)
             for block in iter_valid_patches(latent[None], self.patch_size, self.max_patches):
                 own.update(block)
-            operators.append(Operator.between(own, self.target, self.eps))
+            operators.append(Operator.between(own, self.target, self.eps, self.ridge))
         return operators
 
     def _move(self, latents: torch.Tensor, alpha: float, generator: torch.Generator,
@@ -249,61 +300,104 @@ class LatentOT:
         own = self._own_operators(latents) if zero_shot else None
         return self._move(latents, float(alpha), generator if generator is not None else self._generator(), own)
 
+    def decode_moved(self, latents: torch.Tensor, images: torch.Tensor, alpha: float = 0.0,
+                     decode: str = "direct", zero_shot: bool = False,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Decode ``latents`` ``[B, C, h, w]`` (= E(``images``)) moved by :math:`T_\alpha`: ``float32 [B, 3, H, W]``.
+
+        ``decode="direct"``: :math:`D(T_\alpha(z))`, clamped to [0, 1] by the decoder.
+        ``decode="residual"``: :math:`x^* + D(T_\alpha(z)) - D(T_1(z))`, not clamped
+        (the α mix of eq. (2) clamps). For callers that already hold the latents of
+        ``images`` (the study encodes every restoration once for fitting and transport).
+        """
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
+        self._check_fitted(zero_shot)
+        if latents.ndim != 4 or latents.shape[0] != images.shape[0]:
+            raise ValueError(f"latents {tuple(latents.shape)} do not match images {tuple(images.shape)}")
+        generator = generator if generator is not None else self._generator()
+        size = tuple(images.shape[-2:])
+        moved = self.decode_latents(latents, size, alpha, zero_shot, generator)
+        if decode == "direct":
+            return moved
+        unmoved = self.decode_latents(latents, size, 1.0, zero_shot, generator)
+        return images.to(moved.device, torch.float32) + (moved - unmoved)
+
+    def decode_latents(self, latents: torch.Tensor, size: tuple[int, int], alpha: float = 0.0,
+                       zero_shot: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        r""":math:`D(T_\alpha(z))` for latents ``[B, C, h, w]``, cropped to ``size``: ``float32 [B, 3, H, W]`` in [0, 1].
+
+        α = 1 gives :math:`D(T_1(z))`, the decoding of the unmoved latent through the same
+        arithmetic (the reference of ``decode="residual"``).
+        """
+        self._check_fitted(zero_shot)
+        generator = generator if generator is not None else self._generator()
+        latents = latents.to(self.device)
+        own = self._own_operators(latents) if zero_shot else None
+        return self.encoder.decode(self._move(latents, float(alpha), generator, own), size)
+
+    @staticmethod
+    def mix(x_hat0: torch.Tensor, x_star: torch.Tensor, alpha: float) -> torch.Tensor:
+        r"""Eq. (2): :math:`(1-\alpha)\hat x_0 + \alpha x^*`, clamped to [0, 1]; α = 1 returns :math:`x^*`."""
+        if alpha == 1.0:
+            return x_star.to(torch.float32).clone()
+        return ((1.0 - alpha) * x_hat0 + alpha * x_star.to(x_hat0.dtype)).clamp_(0.0, 1.0)
+
     def sweep(self, images: torch.Tensor, alphas: Iterable[float], mode: str = "pixel",
-              zero_shot: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+              zero_shot: bool = False, generator: torch.Generator | None = None,
+              decode: str = "direct") -> torch.Tensor:
         r"""Transport ``images`` (:math:`x^*`) for several ``alphas``: ``float32 [len(alphas), B, 3, H, W]``.
 
         ``mode="pixel"``: eq. (2), :math:`\hat x_\alpha = (1-\alpha)\hat x_0 + \alpha x^*`,
-        clamped to [0, 1] (only extrapolation, α outside [0, 1], can leave it); α = 1
-        returns :math:`x^*` exactly. ``mode="latent"``: decode the latent moved by
-        :math:`T_\alpha` (α = 1 gives D(E(x*)), not x*). Encoding, and in pixel mode the
-        transport, happen once for all alphas. Outputs are on the device of ``images``.
+        clamped to [0, 1]; α = 1 returns :math:`x^*` exactly. ``mode="latent"``: decode the
+        latent moved by :math:`T_\alpha` (with ``decode="direct"``, α = 1 gives D(E(x*)), not
+        x*). ``decode``: ``"direct"`` (the paper) or ``"residual"`` (see the module notes).
+        Encoding, and in pixel mode the transport, happen once for all alphas. Outputs are
+        on the device of ``images``.
         """
         alphas = [float(a) for a in alphas]
         if mode not in _MODES:
             raise ValueError(f"mode must be 'pixel' or 'latent', got {mode!r}")
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
         if not alphas or not all(math.isfinite(a) for a in alphas):
             raise ValueError(f"alphas must be a non-empty list of finite numbers, got {alphas}")
         check_images(images)
         self._check_size(images)
         self._check_fitted(zero_shot)
-        size = tuple(images.shape[-2:])
         out = torch.empty(len(alphas), *images.shape, dtype=torch.float32, device=images.device)
-        identity = [index for index, alpha in enumerate(alphas) if mode == "pixel" and alpha == 1.0]
-        if identity:
-            out[identity] = images.to(torch.float32)
-        moved = [index for index in range(len(alphas)) if index not in identity]
-        if not moved:
-            return out
         generator = generator if generator is not None else self._generator()
         start = 0
         for latents in self._latents(images):
             stop = start + latents.shape[0]
-            own = self._own_operators(latents) if zero_shot else None
+            x_star = images[start:stop].to(self.device, torch.float32)
             if mode == "pixel":
-                x_star = images[start:stop].to(self.device, torch.float32)
-                x_hat0 = self.encoder.decode(self._move(latents, 0.0, generator, own), size)
-                for index in moved:
-                    alpha = alphas[index]
-                    out[index, start:stop] = ((1.0 - alpha) * x_hat0 + alpha * x_star).clamp_(0.0, 1.0)
+                x_hat0 = None
+                if any(alpha != 1.0 for alpha in alphas):
+                    x_hat0 = self.decode_moved(latents, x_star, 0.0, decode, zero_shot, generator)
+                for index, alpha in enumerate(alphas):
+                    out[index, start:stop] = self.mix(x_hat0, x_star, alpha) if alpha != 1.0 else x_star
             else:
-                for index in moved:
-                    decoded = self.encoder.decode(self._move(latents, alphas[index], generator, own), size)
-                    out[index, start:stop] = decoded
+                for index, alpha in enumerate(alphas):
+                    decoded = self.decode_moved(latents, x_star, alpha, decode, zero_shot, generator)
+                    out[index, start:stop] = decoded.clamp(0.0, 1.0)
             start = stop
         return out
 
     def transport(self, images: torch.Tensor, alpha: float = 0.0, mode: str = "pixel",
-                  zero_shot: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+                  zero_shot: bool = False, generator: torch.Generator | None = None,
+                  decode: str = "direct") -> torch.Tensor:
         r"""Improve restorations ``images`` (:math:`x^*`, ``[B, 3, H, W]`` in [0, 1]); same shape, float32.
 
-        ``alpha = 0`` gives :math:`\hat x_0 = D(\mathrm{fold}(T(\mathrm{patches}(E(x^*)))))`;
-        other values follow :meth:`sweep`; ``alpha = 1`` in pixel mode returns a copy of
-        ``images``. ``zero_shot=True`` fits each image's source Gaussian on its own patches
-        (only target statistics are needed). The degenerate map's noise comes from
-        ``generator``, by default a fresh one seeded with ``seed`` (reproducible outputs).
+        ``alpha = 0`` gives :math:`\hat x_0 = D(\mathrm{fold}(T(\mathrm{patches}(E(x^*)))))`
+        (``decode="direct"``, the paper) or :math:`x^* + D(T(E(x^*))) - D(E(x^*))`
+        (``decode="residual"``); other values follow :meth:`sweep`; ``alpha = 1`` in pixel
+        mode returns a copy of ``images``. ``zero_shot=True`` fits each image's source
+        Gaussian on its own patches (only target statistics are needed). The degenerate
+        map's noise comes from ``generator``, by default a fresh one seeded with ``seed``.
         """
-        return self.sweep(images, [alpha], mode=mode, zero_shot=zero_shot, generator=generator)[0]
+        return self.sweep(images, [alpha], mode=mode, zero_shot=zero_shot, generator=generator,
+                          decode=decode)[0]
 
     # -------------------------------------------------------------- persistence
 
@@ -318,6 +412,7 @@ class LatentOT:
             "latent_channels": self.encoder.latent_channels,
             "patch_size": self.patch_size,
             "eps": self.eps,
+            "ridge": self.ridge,
             "fold_sigma": self.fold_sigma,
             "seed": self.seed,
             "source_count": self.source.count,
@@ -371,7 +466,8 @@ class LatentOT:
                 f"{path} was fitted with other weights of encoder {encoder.name!r} (fingerprint "
                 f"{fitted_with}, now {given_weights}): the latent space changed, so refit the operator"
             )
-        model = cls(encoder, patch_size=meta["patch_size"], eps=meta["eps"], fold_sigma=meta["fold_sigma"],
+        model = cls(encoder, patch_size=meta["patch_size"], eps=meta["eps"], ridge=meta.get("ridge", "absolute"),
+                    fold_sigma=meta["fold_sigma"],
                     seed=meta["seed"], device=device, **options)
         model.source = GaussianStats.from_state_dict(
             {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("source.")}, model.device)

@@ -112,7 +112,9 @@ def _axis(column: str) -> tuple[str, float]:
     return label, scale
 
 
-def _select(table: pd.DataFrame, task: str | None, restorer: str | None) -> pd.DataFrame:
+def _select(table: pd.DataFrame, task: str | None, restorer: str | None,
+            fit_split: str | None = "same") -> pd.DataFrame:
+    """Rows of one task/restorer; with ``fit_split`` (when the table has that column), only its x̂α rows."""
     rows = table
     if task is not None:
         rows = rows[rows.task.eq(task)]
@@ -122,7 +124,37 @@ def _select(table: pd.DataFrame, task: str | None, restorer: str | None) -> pd.D
     if len(combos) != 1:
         found = ", ".join(f"{t}/{r}" for t, r in combos.itertuples(index=False)) or "none"
         raise ValueError(f"need exactly one task/restorer pair, found: {found}; pass task= and restorer=")
+    if fit_split is not None and "fit_split" in rows:
+        rows = rows[rows.signal.ne("x_alpha") | rows.fit_split.eq(fit_split)]
     return rows
+
+
+def _decode_rows(rows: pd.DataFrame, decode: str | None) -> pd.DataFrame:
+    """The non-sweep rows and the x̂α rows of one decoding (all x̂α rows when the table has none)."""
+    if decode is None or "decode" not in rows:
+        return rows
+    return rows[rows.signal.ne("x_alpha") | rows.decode.eq(decode)]
+
+
+def _draw_second_sweep(ax, rows: pd.DataFrame, perception: str, distortion: str,
+                       decode: str) -> list[Line2D]:
+    """The α path of a second decoding as a plain line, its x̂0 as a hollow diamond."""
+    sweep = rows[rows.signal.eq("x_alpha") & rows.decode.eq(decode)].dropna(subset=[perception, distortion])
+    sweep = sweep.sort_values("alpha")
+    if sweep.empty:
+        return []
+    p_scale, d_scale = _axis(perception)[1], _axis(distortion)[1]
+    xs, ys = sweep[distortion].to_numpy(float) * d_scale, sweep[perception].to_numpy(float) * p_scale
+    color = _PALETTE[0]
+    ax.plot(xs, ys, color=color, linewidth=1.0, alpha=0.85, zorder=2)
+    zero = sweep[np.isclose(sweep.alpha, 0.0)]
+    handles = [Line2D([], [], color=color, linewidth=1.0, label=rf"$\hat{{x}}_\alpha$, {decode} decoding")]
+    if not zero.empty:
+        ax.scatter(zero[distortion] * d_scale, zero[perception] * p_scale, marker="D", s=34, zorder=5,
+                   facecolors="white", edgecolors=color, linewidths=1.2)
+        handles.append(Line2D([], [], marker="D", color=color, markerfacecolor="white", linestyle="",
+                              label=rf"$\hat{{x}}_0$, {decode}"))
+    return handles
 
 
 def _value(rows: pd.DataFrame, column: str) -> float:
@@ -257,7 +289,8 @@ def _alpha_colorbar(fig: Figure, norm: Normalize, ax) -> None:
 @_styled
 def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer: str | None = None,
                           perception: str = "swd", distortion: str = "mse", log: bool = True,
-                          label_alphas: Sequence[float] = (0.0, 0.5, 1.0)) -> Figure:
+                          label_alphas: Sequence[float] = (0.0, 0.5, 1.0), fit_split: str | None = "same",
+                          decodes: Sequence[str] = ("direct", "residual")) -> Figure:
     """Perception–distortion plane of one task/restorer, one paper column wide.
 
     ``perception`` (any metric column; SWD by default) against ``distortion`` (MSE or
@@ -268,11 +301,16 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
     x* (restorer), x̂0 (α = 0), D(E(x)) and y are marked; the clean set x, whose
     distortion is 0, is a dotted horizontal line at its perceptual index (when
     positive). ``log``: logarithmic perception axis, and distortion axis when it is MSE.
+    Tables with ``fit_split``/``decode`` columns: the sweep of ``fit_split``, the first of
+    ``decodes`` coloured by α, the second as a plain blue path with a hollow x̂0.
     """
-    rows = _select(table, task, restorer)
+    rows = _select(table, task, restorer, fit_split)
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 1.05 * COLUMN_WIDTH), constrained_layout=True)
     norm = _alpha_norm(rows)
-    handles, to_label, markers = _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm)
+    main = _decode_rows(rows, decodes[0] if decodes else None)
+    handles, to_label, markers = _draw_plane(ax, main, perception, distortion, log, label_alphas, norm)
+    for decode in list(decodes)[1:2]:
+        handles += _draw_second_sweep(ax, rows, perception, distortion, decode)
     _alpha_colorbar(fig, norm, ax)
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, handlelength=1.6)
     fig.draw_without_rendering()
@@ -283,7 +321,8 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
 @_styled
 def perception_distortion_grid(table: pd.DataFrame, perception: str = "swd", distortion: str = "mse",
                                columns: int = 3, log: bool = True,
-                               label_alphas: Sequence[float] = (0.0, 0.5, 1.0)) -> Figure:
+                               label_alphas: Sequence[float] = (0.0, 0.5, 1.0), fit_split: str | None = "same",
+                               decodes: Sequence[str] = ("direct", "residual")) -> Figure:
     """One perception–distortion panel per (task, restorer), two paper columns wide.
 
     Panels share one α colour scale (the range of every α in the table) and one legend.
@@ -300,8 +339,11 @@ def perception_distortion_grid(table: pd.DataFrame, perception: str = "swd", dis
     handles: dict[str, Line2D] = {}
     labels = []
     for ax, (task, restorer) in zip(axes.flat, combos):
-        rows = _select(table, task, restorer)
-        panel_handles, to_label, markers = _draw_plane(ax, rows, perception, distortion, log, label_alphas, norm)
+        rows = _select(table, task, restorer, fit_split)
+        main = _decode_rows(rows, decodes[0] if decodes else None)
+        panel_handles, to_label, markers = _draw_plane(ax, main, perception, distortion, log, label_alphas, norm)
+        for decode in list(decodes)[1:2]:
+            panel_handles += _draw_second_sweep(ax, rows, perception, distortion, decode)
         labels.append((ax, to_label, markers))
         for handle in panel_handles:
             handles.setdefault(handle.get_label(), handle)
@@ -376,7 +418,8 @@ def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
 
 
 #: Column labels of the named images of a study run (``dotlib.study.TaskRun.images``).
-RUN_LABELS = {"y": r"$y$", "x_star": r"$x^*$", "x_hat0": r"$\hat{x}_0$", "xe": r"$D(E(x))$", "x": r"$x$"}
+RUN_LABELS = {"y": r"$y$", "x_star": r"$x^*$", "x_hat0": r"$\hat{x}_0$", "xe": r"$D(E(x))$", "x": r"$x$",
+              "x_hat0_direct": r"$\hat{x}_0$ direct", "x_hat0_residual": r"$\hat{x}_0$ residual"}
 
 
 def run_collage(images: Mapping[str, torch.Tensor], indices: Sequence[int] = (0, 1, 2),

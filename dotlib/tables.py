@@ -25,12 +25,16 @@ __all__ = [
     "COLUMNS",
     "TASK_LABELS",
     "Column",
+    "FINDING_METRICS",
     "findings",
     "findings_markdown",
+    "headline_rows",
     "poster_rows",
     "signal_row",
     "task_label",
+    "theory_markdown",
     "to_latex",
+    "verdict",
     "to_markdown",
     "write_tables",
 ]
@@ -65,6 +69,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("is", "IS", "IS", True, 1.0, 2),
     Column("kid", "KID ×10³", r"KID $\times 10^3$", False, 1e3, 2),
     Column("swd", "SWD ×10³", r"SWD $\times 10^3$", False, 1e3, 1),
+    Column("detail", "detail ×10³", r"detail $\times 10^3$", False, 1e3, 1),
     Column("latent_w2", "latent W₂² (fitted)", r"latent $W_2^2$ (fitted)", None, 1.0, 3),
 )
 
@@ -83,7 +88,7 @@ def _signal_label(signal: str, alpha: float, restorer: str, latex: bool) -> str:
     if signal == "xe":
         return r"$\mathbf{D}(\mathbf{E}(\mathbf{x}))$" if latex else "D(E(x))"
     if signal == "y":
-        return r"$\mathbf{y}$ (bicubic up)" if latex else "y (bicubic up)"
+        return r"$\mathbf{y}$" if latex else "y"
     if signal == "x_star":
         return (r"$\mathbf{x}^*$: " + restorer.replace("_", r"\_")) if latex else f"x*: {restorer}"
     if signal == "x_alpha":
@@ -112,16 +117,32 @@ def _alpha_rows(group: pd.DataFrame, alphas: str | Sequence[float], perception: 
     return chosen
 
 
-def poster_rows(table: pd.DataFrame, alphas: str | Sequence[float] = "auto",
-                perception: str = "swd") -> pd.DataFrame:
+def headline_rows(table: pd.DataFrame, fit_split: str = "same", decode: str = "direct") -> pd.DataFrame:
+    """The non-sweep rows and the x̂α rows of one fitting design and decoding (tables without
+    ``fit_split``/``decode`` columns are returned whole)."""
+    keep = table.signal.ne("x_alpha")
+    sweep = table.signal.eq("x_alpha")
+    if "fit_split" in table:
+        sweep &= table.fit_split.eq(fit_split)
+    if "decode" in table:
+        sweep &= table.decode.eq(decode)
+    return table[keep | sweep]
+
+
+def poster_rows(table: pd.DataFrame, alphas: str | Sequence[float] = (0.5, 0.0),
+                perception: str = "swd", fit_split: str = "same", decode: str = "direct") -> pd.DataFrame:
     """The rows of the poster table, in order: one block per (task, restorer).
 
-    Keeps the study-table columns and adds ``block`` (0, 1, ...). ``alphas``: which
-    x̂_α rows to keep ("auto": the best-PSNR α, the best-``perception`` α and α = 0).
+    Keeps the study-table columns and adds ``block`` (0, 1, ...). ``alphas``: which x̂_α
+    rows to keep (default 0.5 and 0, fixed in advance; "auto" picks the best-PSNR α, the
+    best-``perception`` α and α = 0 on the measured images themselves, as the poster did:
+    that choice is tuned on the evaluation set). Only the sweep of ``fit_split`` and
+    ``decode`` is shown.
     """
     needed = {"task", "restorer", "signal", "alpha"}
     if not needed <= set(table.columns):
         raise ValueError(f"the study table needs columns {sorted(needed)}; it has {list(table.columns)}")
+    table = headline_rows(table, fit_split, decode)
     blocks = []
     for block, ((_, _), group) in enumerate(table.groupby(["task", "restorer"], sort=False)):
         picked = [group[group.signal.eq(s)].head(1) for s in ("x", "xe", "y", "x_star")]
@@ -260,45 +281,87 @@ def signal_row(table: pd.DataFrame, signal: str, alpha: float | None = None) -> 
     return rows.iloc[0]
 
 
-def findings(table: pd.DataFrame, perception: str = "swd") -> pd.DataFrame:
-    """One row per (task, restorer): is x̂0 better than x* on ``perception``, at what PSNR cost?
+#: The metrics with paired intervals in the findings (key, lower is better, display scale).
+FINDING_METRICS = (("psnr", False, 1.0), ("ssim", False, 1.0), ("swd", True, 1e3), ("detail", True, 1e3))
 
-    Columns: x* and x̂0 PSNR (dB) and perceptual index (raw units), the α ∈ [0, 1] of the
-    sweep with the lowest index and its PSNR, the latent W2² to the fitted target of x*,
-    x̂0 and the clean images x, and ``holds``: x̂0 has a lower index than x* at a PSNR cost
-    (the paper's claim). Needs the rows x, x_star and x_alpha at α = 0 (``run_task``).
+
+def verdict(low: float, high: float, lower_is_better: bool) -> str:
+    """"better" / "worse" only where the interval ``[low, high]`` of a difference excludes 0."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "no interval"
+    if high < 0:
+        return "better" if lower_is_better else "worse"
+    if low > 0:
+        return "worse" if lower_is_better else "better"
+    return "no change detected"
+
+
+def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFrame:
+    """Per (task, restorer, fit_split, decode, α): x̂α − x* with paired 95 % intervals.
+
+    Columns: task, restorer, fit_split, decode, alpha, n_photos, and for every metric m of
+    :data:`FINDING_METRICS` ``d_m``, ``d_m_lo``, ``d_m_hi`` (raw units) and ``m_verdict``
+    ("better", "worse" or "no change detected": better only where the interval excludes 0).
+    ``paper_claim``: the perceptual indices are not worse and at least one is better.
     """
+    needed = {"fit_split", "decode", "d_psnr", "d_psnr_lo", "d_psnr_hi"}
+    if not needed <= set(table.columns):
+        raise ValueError(f"findings need a run_task table with paired intervals; missing {sorted(needed - set(table))}")
     out = []
-    for (task, restorer), group in table.groupby(["task", "restorer"], sort=True):
-        clean, star, zero = signal_row(group, "x"), signal_row(group, "x_star"), signal_row(group, "x_alpha", 0.0)
-        sweep = group[group.signal.eq("x_alpha") & group.alpha.between(-1e-9, 1 + 1e-9)]
-        best = sweep.loc[sweep[perception].idxmin()]
-        out.append({
-            "task": task, "restorer": restorer,
-            "psnr_x_star": star.psnr, f"{perception}_x_star": star[perception],
-            "psnr_x_hat0": zero.psnr, f"{perception}_x_hat0": zero[perception],
-            "best_alpha": float(best.alpha) + 0.0, "psnr_best": best.psnr, f"{perception}_best": best[perception],
-            "latent_w2_x_star": star.latent_w2, "latent_w2_x_hat0": zero.latent_w2,
-            "latent_w2_x": clean.latent_w2,
-            "holds": bool(zero[perception] < star[perception] and zero.psnr < star.psnr),
-        })
-    return pd.DataFrame(out)
+    sweep = table[table.signal.eq("x_alpha")]
+    for keys, group in sweep.groupby(["task", "restorer", "fit_split", "decode"], sort=True):
+        for alpha in alphas:
+            rows = group[np.isclose(group.alpha, alpha)]
+            if rows.empty:
+                continue
+            row = rows.iloc[0]
+            entry = dict(zip(("task", "restorer", "fit_split", "decode"), keys))
+            entry.update(alpha=float(alpha) + 0.0, n_photos=int(row.n_photos))
+            for metric, lower_is_better, _ in FINDING_METRICS:
+                low, high = float(row[f"d_{metric}_lo"]), float(row[f"d_{metric}_hi"])
+                entry.update({f"d_{metric}": float(row[f"d_{metric}"]), f"d_{metric}_lo": low,
+                              f"d_{metric}_hi": high, f"{metric}_verdict": verdict(low, high, lower_is_better)})
+            perceptual = [entry["swd_verdict"], entry["detail_verdict"]]
+            entry["paper_claim"] = "worse" not in perceptual and "better" in perceptual
+            out.append(entry)
+    order = {name: index for index, name in enumerate(("same", "matched", "disjoint"))}
+    frame = pd.DataFrame(out)
+    if frame.empty:
+        return frame
+    frame["_order"] = frame.fit_split.map(order).fillna(9)
+    return frame.sort_values(["task", "restorer", "_order", "decode", "alpha"]).drop(columns="_order") \
+        .reset_index(drop=True)
 
 
-def findings_markdown(summary: pd.DataFrame, perception: str = "swd", scale: float = 1e3) -> str:
-    """:func:`findings` as a Markdown table; the perceptual index is printed ×``scale``."""
-    name = perception.upper() + {1.0: "", 1e2: " ×10²", 1e3: " ×10³"}.get(scale, f" ×{scale:g}")
-    header = ["task · restorer", f"x* PSNR / {name}", f"x̂0 PSNR / {name}", f"best α ∈ [0, 1] for {perception.upper()}",
-              "latent W₂² x* → x̂0 (clean x)", "x̂0 better at a PSNR cost?"]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join([":--"] + ["--:"] * 4 + [":-:"]) + " |"]
-    for row in summary.itertuples(index=False):
-        values = row._asdict()
+def _interval(row, metric: str, scale: float, decimals: int) -> str:
+    value, low, high = (row[f"d_{metric}{suffix}"] * scale for suffix in ("", "_lo", "_hi"))
+    return f"{value:+.{decimals}f} [{low:+.{decimals}f}, {high:+.{decimals}f}]"
+
+
+def findings_markdown(summary: pd.DataFrame) -> str:
+    """:func:`findings` as a Markdown table (SWD and detail ×10³): differences x̂α − x* [95 % interval]."""
+    header = ["task · restorer", "fitting · decoding", "α", "ΔPSNR dB", "ΔSSIM", "ΔSWD ×10³", "Δdetail ×10³",
+              "SWD", "detail", "claim holds"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join([":--", ":--"] + ["--:"] * 5 + [":-:"] * 3) + " |"]
+    for _, row in summary.iterrows():
         lines.append("| " + " | ".join([
-            f"{task_label(row.task)} · {row.restorer}",
-            f"{row.psnr_x_star:.2f} / {values[f'{perception}_x_star'] * scale:.1f}",
-            f"{row.psnr_x_hat0:.2f} / {values[f'{perception}_x_hat0'] * scale:.1f}",
-            f"{row.best_alpha:g}: {row.psnr_best:.2f} / {values[f'{perception}_best'] * scale:.1f}",
-            f"{row.latent_w2_x_star:.2f} → {row.latent_w2_x_hat0:.2f} ({row.latent_w2_x:.2f})",
-            "yes" if row.holds else "no",
+            f"{task_label(row.task)} · {row.restorer}", f"{row.fit_split} · {row.decode}", f"{row.alpha:g}",
+            _interval(row, "psnr", 1.0, 2), _interval(row, "ssim", 1.0, 3), _interval(row, "swd", 1e3, 1),
+            _interval(row, "detail", 1e3, 1), row.swd_verdict, row.detail_verdict,
+            "yes" if row.paper_claim else "no",
+        ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def theory_markdown(theory: pd.DataFrame) -> str:
+    """The theory check per run (``dotlib.study.theory_check`` rows with task, restorer, decode)."""
+    header = ["task · restorer", "decoding", "PSNR cost of x̂0 (dB)", "bound (MMSE)", "predicted by pixel W₂²",
+              "VAE error / excess", "low-pass share", "exceeds", "reason"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join([":--", ":--"] + ["--:"] * 5 + [":-:", ":--"]) + " |"]
+    for _, row in theory.iterrows():
+        lines.append("| " + " | ".join([
+            f"{task_label(row.task)} · {row.restorer}", row.decode, f"{row.psnr_cost_db:.2f}",
+            f"{row.bound_db:.2f}", f"{row.predicted_cost_db:.2f}", f"{row.vae_share:.2f}",
+            f"{row.lowpass_share:.2f}", "yes" if row.exceeds_bound else "no", row.reason or "",
         ]) + " |")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from PIL import Image, ImageFilter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dotlib import metrics as M
+from dotlib.metrics import sliced_wasserstein as swd_module
 from dotlib.data import load_photo, split_photos
 
 
@@ -165,7 +166,7 @@ def test_lpips_missing_weights_named(tmp_path, monkeypatch):
 
 def test_inception_missing_is_reported_without_download(tmp_path, monkeypatch):
     monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
-    monkeypatch.setattr(M, "_cleanfid_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(M.inception, "_cleanfid_cache_dir", lambda: tmp_path)
 
     def no_network(*args, **kwargs):
         raise AssertionError("a download was attempted")
@@ -244,7 +245,7 @@ def test_inception_score_theory():
 def test_evaluator_records_missing_and_fills_the_row(tmp_path, monkeypatch, eval_tiles, extractor,
                                                     random_lpips):
     monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
-    monkeypatch.setattr(M, "_cleanfid_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(M.inception, "_cleanfid_cache_dir", lambda: tmp_path)
     reference, evaluated = eval_tiles[0][:8], eval_tiles[1][:8]
     offline = M.Evaluator(reference, lpips=None, n_bootstrap=4, swd_options={"directions": 32})
     assert set(offline.missing) == {"fid", "kid", "is", "lpips"}
@@ -274,7 +275,7 @@ def test_laplacian_pyramid_reconstructs_exactly(photo_pair):
     assert [b.shape[-1] for b in bands] == [160, 80, 40, 20]
     image = bands[-1]
     for band in reversed(bands[:-1]):
-        image = band + M._expand(image, band.shape[-2:])
+        image = band + swd_module._expand(image, band.shape[-2:])
     assert torch.allclose(image, clean.double(), atol=1e-12)
 
 
@@ -317,7 +318,7 @@ def test_perceptual_index_front_door(tmp_path, monkeypatch, eval_tiles, extracto
     value, spread = M.perceptual_index("fid", evaluated, reference, features=extractor, n_bootstrap=4)
     assert value == pytest.approx(M.fid(extractor(evaluated), extractor(reference))) and spread > 0
     monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
-    monkeypatch.setattr(M, "_cleanfid_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(M.inception, "_cleanfid_cache_dir", lambda: tmp_path)
     for name in ("fid", "kid", "is"):
         with pytest.raises(M.MetricUnavailable, match=M.INCEPTION_FILE):
             M.perceptual_index(name, evaluated, reference)

@@ -1,0 +1,212 @@
+"""Inception features through clean-fid's pipeline, and FID, KID, IS on them."""
+
+from __future__ import annotations
+
+import math
+import platform
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .assets import MetricUnavailable, env_path, resolve
+from .inputs import ImageSet, as_list
+
+__all__ = ["CleanFeatures", "INCEPTION_ENV", "INCEPTION_FILE", "fid", "inception_file", "inception_score", "kid", "load_inception"]
+
+INCEPTION_FILE = "inception-2015-12-05.pt"
+INCEPTION_ENV = "DOTLIB_INCEPTION_PATH"
+
+
+def _cleanfid_cache_dir() -> Path:
+    """Where clean-fid itself caches (and would download) the Inception torchscript file."""
+    return Path("./" if platform.system() == "Windows" else "/tmp")
+
+
+def inception_file(path: str | Path | None = None) -> Path:
+    """The clean-fid Inception weights ``inception-2015-12-05.pt``, found without downloading.
+
+    Order: ``path`` (the file, or a folder holding it), ``$DOTLIB_INCEPTION_PATH`` (same),
+    clean-fid's own cache (``/tmp`` on Linux/macOS). Raises :class:`MetricUnavailable`
+    naming the file and how to get it.
+    """
+    from cleanfid.downloads_helper import inception_url
+
+    def as_file(candidate: str | Path) -> Path:
+        candidate = Path(candidate).expanduser()
+        return candidate / INCEPTION_FILE if candidate.is_dir() else candidate
+
+    how = (f"Download {inception_url} (clean-fid's torchscript Inception) on a connected "
+           f"machine and set ${INCEPTION_ENV} to it (or its folder), or copy it to "
+           f"{_cleanfid_cache_dir() / INCEPTION_FILE}.")
+    explicit = None if path is None else as_file(path)
+    env_value = env_path(INCEPTION_ENV)
+    found = resolve("fid/kid/is", f"Inception weights {INCEPTION_FILE}", explicit, INCEPTION_ENV,
+                     None if env_value is None else as_file(env_value),
+                     [_cleanfid_cache_dir() / INCEPTION_FILE], how)
+    if found.name != INCEPTION_FILE:
+        raise MetricUnavailable("fid/kid/is", f"clean-fid loads the file by its name {INCEPTION_FILE}; "
+                                              f"rename {found} or link it under that name.")
+    return found
+
+
+class _InceptionProbabilities(torch.nn.Module):
+    """Class probabilities [B, 1008] of the clean-fid Inception: softmax of the bias-free logits."""
+
+    def __init__(self, inception: torch.nn.Module):
+        super().__init__()
+        output = getattr(inception.base, "output", None)
+        weight = getattr(output, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+            raise MetricUnavailable("is", "the Inception torchscript has no 'output' linear layer "
+                                          "to give class logits")
+        self.inception = inception
+        self.register_buffer("weight", weight.detach().clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.inception(images) @ self.weight.T, dim=1)
+
+
+def load_inception(device: str | torch.device = "cpu", path: str | Path | None = None,
+                   output: str = "features", batch_size: int = 32) -> "CleanFeatures":
+    """clean-fid's torchscript Inception as a :class:`CleanFeatures` extractor; never downloads.
+
+    ``output="features"``: the 2048-d pool features of FID/KID; ``"probabilities"``: the
+    1008-class softmax used by IS. See :func:`inception_file` for where weights are looked for.
+    """
+    if output not in ("features", "probabilities"):
+        raise ValueError(f"output must be 'features' or 'probabilities', got {output!r}")
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    weights = inception_file(path)
+    model = InceptionV3W(str(weights.parent), download=False, resize_inside=False).to(device).eval()
+    if output == "probabilities":
+        model = _InceptionProbabilities(model).to(device).eval()
+    return CleanFeatures(model, name=f"inception_{output}", device=device, batch_size=batch_size)
+
+
+class CleanFeatures:
+    """clean-fid "clean" feature pipeline around any model: ``images -> float64 [N, F]``.
+
+    Each image in [0, 1] is quantised to ``uint8`` (as if saved to PNG; ``quantize=False``
+    keeps floats, like clean-fid's generator path), resized to 299x299 by
+    ``cleanfid.resize.build_resizer("clean")`` and batched in [0, 255] through
+    ``cleanfid.fid.get_batch_features(batch, model, device)``. ``model`` maps
+    ``float32 [B, 3, 299, 299]`` in [0, 255] on ``device`` to ``[B, F]``: the Inception of
+    :func:`load_inception`, or any injected extractor (tests use a fixed random net).
+    """
+
+    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], name: str,
+                 device: str | torch.device = "cpu", batch_size: int = 32, quantize: bool = True):
+        if not callable(model):
+            raise TypeError("model must be callable: float32 [B, 3, 299, 299] in [0, 255] -> [B, F]")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        from cleanfid.resize import build_resizer
+
+        self.model, self.name = model, name
+        self.device = torch.device(device)
+        self.batch_size, self.quantize = batch_size, quantize
+        self._resize = build_resizer("clean")
+
+    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+        array = image.detach().float().cpu().clamp(0.0, 1.0).permute(1, 2, 0).numpy() * 255.0
+        if self.quantize:
+            array = np.rint(array).astype(np.uint8)
+        return torch.from_numpy(np.ascontiguousarray(self._resize(array).transpose(2, 0, 1)))
+
+    def __call__(self, images: ImageSet) -> np.ndarray:
+        from cleanfid.fid import get_batch_features
+
+        items = as_list(images, "images")
+        chunks = []
+        for start in range(0, len(items), self.batch_size):
+            batch = torch.stack([self._prepare(im) for im in items[start:start + self.batch_size]])
+            chunks.append(get_batch_features(batch, self.model, self.device))
+        return np.concatenate(chunks).astype(np.float64)
+
+    def folder(self, path: str | Path, num_workers: int = 0) -> np.ndarray:
+        """Features of every image file under ``path`` through ``cleanfid.fid.get_folder_features``."""
+        from cleanfid.fid import get_folder_features
+
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"no folder at {path}")
+        feats = get_folder_features(str(path), self.model, num_workers=num_workers,
+                                    batch_size=self.batch_size, device=self.device,
+                                    mode="clean", verbose=False)
+        return feats.astype(np.float64)
+
+
+def _check_features(feats: np.ndarray, name: str) -> np.ndarray:
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] < 2:
+        raise ValueError(f"{name} must be features [N >= 2, F], got shape {feats.shape}")
+    return feats
+
+
+def fid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    """Fréchet distance of Gaussians fitted to two feature sets ``[N, F]`` (unbiased covariances).
+
+    ||μa - μb||² + tr(Σa + Σb - 2 (Σb^½ Σa Σb^½)^½), i.e. the squared W2 between the
+    fitted Gaussians (Dowson & Landau 1982; Heusel et al. 2017), via ``dotlib.gaussian.w2``.
+    """
+    from dotlib.gaussian import GaussianStats, w2
+
+    a, b = _check_features(feats_a, "feats_a"), _check_features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}")
+    sa = GaussianStats(a.shape[1]).update(torch.from_numpy(a))
+    sb = GaussianStats(b.shape[1]).update(torch.from_numpy(b))
+    return float(w2(sa.mean, sa.cov, sb.mean, sb.cov))
+
+
+def kid(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance: mean and std over subsets of the unbiased MMD².
+
+    Kernel k(x, y) = (xᵀy / F + 1)³. Each subset draws m = min(Na, Nb, subset_size)
+    rows of each set without replacement (numpy ``default_rng(seed)``) and estimates
+    MMD² = [Σ_{i≠j} k(a_i, a_j) + Σ_{i≠j} k(b_i, b_j)] / (m(m-1)) - 2 Σ_ij k(a_i, b_j) / m²
+    (Bińkowski et al., ICLR 2018; clean-fid's ``kernel_distance``). Raw units (the paper
+    prints ×10³).
+    """
+    a, b = _check_features(feats_a, "feats_a"), _check_features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}")
+    if subsets < 1:
+        raise ValueError(f"subsets must be >= 1, got {subsets}")
+    dim = a.shape[1]
+    m = min(a.shape[0], b.shape[0], subset_size)
+    rng = np.random.default_rng(seed)
+    values = np.empty(subsets)
+    for index in range(subsets):
+        x = a[rng.choice(a.shape[0], m, replace=False)]
+        y = b[rng.choice(b.shape[0], m, replace=False)]
+        k_xx = (x @ x.T / dim + 1.0) ** 3
+        k_yy = (y @ y.T / dim + 1.0) ** 3
+        k_xy = (x @ y.T / dim + 1.0) ** 3
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+        values[index] = within - 2.0 * k_xy.mean()
+    return float(values.mean()), float(values.std())
+
+
+def inception_score(probabilities: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """Inception Score: mean and std over ``splits`` of exp(E_x KL(p(y|x) || p(y))).
+
+    ``probabilities``: ``[N, K]`` class probabilities (rows sum to 1), split in order into
+    ``splits`` near-equal chunks, p(y) being each chunk's mean (Salimans et al. 2016).
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] < splits or splits < 1:
+        raise ValueError(f"need probabilities [N >= splits, K] and splits >= 1, got {p.shape}, {splits}")
+    if np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-4):
+        raise ValueError("probabilities must be non-negative rows summing to 1")
+    from scipy.special import xlogy
+
+    scores = []
+    for chunk in np.array_split(p, splits):
+        marginal = chunk.mean(axis=0, keepdims=True)
+        kl = (xlogy(chunk, chunk) - xlogy(chunk, marginal)).sum(axis=1)
+        scores.append(math.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))
