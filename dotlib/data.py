@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import struct
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
+
+from .validate import check_values
 
 __all__ = [
     "EMBEDDED_PHOTOS",
@@ -127,39 +132,162 @@ PHOTO_POOL: tuple[str, ...] = tuple(sorted(
 
 
 def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
-    """PIL image or ``uint8``/float array ``[H, W(, C)]`` -> ``float32 [3, H, W]`` in [0, 1].
+    """PIL image or array ``[H, W(, C)]`` -> ``float32 [3, H, W]`` in [0, 1], at the image's true scale.
 
-    Grey images are repeated to three channels; an alpha channel is composited on white.
+    8-bit images (and ``uint8`` arrays) are divided by 255, 16-bit ones (PIL modes ``I;16``
+    and ``I``, ``uint16`` arrays) by 65535; float images (mode ``F``, float arrays) are kept
+    as they are and must lie in [0, 1] (else ``ValueError``). Grey images are repeated to
+    three channels; an alpha channel is composited on white.
     """
     if isinstance(image, Image.Image):
-        if image.mode in ("RGBA", "LA", "P"):
-            image = image.convert("RGBA")
-            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, image)
-        image = np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"expected an image [H, W], [H, W, 3] or [H, W, 4], got shape {array.shape}")
-    array = array[:, :, :3]
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        array = array.astype(np.float32) / 65535.0
+        array = _pil_array(image)
     else:
-        array = array.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).clamp_(0.0, 1.0)
+        array = np.asarray(image)
+    return _array_to_tensor(array)
+
+
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "P", "PA")
+
+
+def _pil_array(image: Image.Image) -> np.ndarray:
+    """The pixels of a PIL image as ``uint8``, ``uint16`` or ``float32`` (``I`` mode checked as 16-bit)."""
+    if image.mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16)
+    if image.mode == "I":
+        array = np.asarray(image)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise ValueError(f"a 32-bit integer image with values in [{array.min()}, {array.max()}]: "
+                             f"only 16-bit values (0 to 65535) have a known scale")
+        return array.astype(np.uint16)
+    if image.mode == "F":
+        return np.asarray(image, dtype=np.float32)
+    if image.mode in _ALPHA_MODES:
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.asarray(image.convert("RGB"))
+
+
+def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """``[H, W]`` or ``[H, W, 1|2|3|4]`` (grey, grey+alpha, RGB, RGBA) -> ``float32 [3, H, W]`` in [0, 1]."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an image [H, W] or [H, W, C] with C in 1 to 4, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        values = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        values = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float32)
+        check_values(torch.from_numpy(values), "a float image")
+    else:
+        raise TypeError(f"image arrays must be uint8, uint16 or float, got {array.dtype}: the scale of "
+                        f"other types is unknown")
+    if values.shape[2] in (2, 4):  # composite the alpha channel on white
+        alpha = values[:, :, -1:]
+        values = values[:, :, :-1] * alpha + (1.0 - alpha)
+    if values.shape[2] == 1:
+        values = np.repeat(values, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1))).clamp_(0.0, 1.0)
+
+
+#: EXIF orientation (tag 0x0112) -> the transform that shows the image upright (as PIL.ImageOps.exif_transpose).
+_ORIENTATIONS: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
+    2: lambda x: x.flip(-1),
+    3: lambda x: x.flip(-2, -1),
+    4: lambda x: x.flip(-2),
+    5: lambda x: x.transpose(-2, -1),
+    6: lambda x: x.rot90(-1, (-2, -1)),
+    7: lambda x: x.transpose(-2, -1).flip(-2, -1),
+    8: lambda x: x.rot90(1, (-2, -1)),
+}
+_ORIENTATION_TAG = 0x0112
+
+
+def _upright(image: torch.Tensor, orientation: int) -> torch.Tensor:
+    """``[3, H, W]`` turned by its EXIF ``orientation`` (1 or unknown: unchanged)."""
+    transform = _ORIENTATIONS.get(int(orientation))
+    return image if transform is None else transform(image).contiguous()
+
+
+def _holds_16_bit_colour(image: Image.Image) -> bool:
+    """Whether PIL would reduce this (not yet loaded) PNG or TIFF's 16-bit colour channels to 8 bits."""
+    return image.format in ("PNG", "TIFF") and not image.mode.startswith("I") and any(
+        ";16" in str(tile.args) for tile in getattr(image, "tile", ()) or ())
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """A 16-bit PNG (any colour type) as ``uint16 [H, W, C]``, decoded by torchvision (PIL keeps 8 bits)."""
+    with warnings.catch_warnings():  # torchvision 0.29 announces a move of its decoders to torchcodec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_png, read_file
+
+        pixels = decode_png(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
+    return pixels.permute(1, 2, 0).numpy().astype(np.uint16)
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
+    """A TIFF PIL cannot read exactly (float or 16-bit colour) via tifffile: ``(array [H, W(, C)], orientation)``."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        array, axes = series.asarray(), series.axes
+        tag = tiff.pages[0].tags.get("Orientation")
+    if axes in ("SYX", "CYX"):
+        array = np.moveaxis(array, 0, -1)
+    elif axes not in ("YX", "YXS", "YXC"):
+        raise ValueError(f"TIFF with axes {axes!r} (several pages or planes): only one image is supported")
+    return array, int(tag.value) if tag is not None else 1
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _read_image(path: Path) -> torch.Tensor:
+    try:
+        with Image.open(path) as image:
+            if not _holds_16_bit_colour(image):
+                image.load()
+                return to_tensor(ImageOps.exif_transpose(image))
+            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+            image_format = image.format
+    except Image.UnidentifiedImageError:
+        if not _is_tiff(path):
+            raise
+        image_format = "TIFF"  # e.g. a float RGB TIFF, which PIL cannot open
+    if image_format == "PNG":
+        return _upright(_array_to_tensor(_read_png16(path)), orientation)
+    if image_format == "TIFF":
+        array, orientation = _read_tiff(path)
+        return _upright(_array_to_tensor(array), orientation)
+    raise ValueError(f"16-bit colour {image_format} images are read at 8 bits by PIL; convert it to a "
+                     f"16-bit PNG or TIFF")
+
+
+_READ_ERRORS = (OSError, SyntaxError, EOFError, ValueError, TypeError, RuntimeError, struct.error,
+                zlib.error, Image.DecompressionBombError)
 
 
 def load_image(path: str | Path) -> torch.Tensor:
-    """Read an image file as ``float32 [3, H, W]`` in [0, 1] (grey and RGBA become RGB)."""
+    """Read an image file as ``float32 [3, H, W]`` in [0, 1], upright (EXIF orientation applied).
+
+    8- and 16-bit files are scaled by their bit depth (16-bit PNG and TIFF keep all 16 bits);
+    float TIFFs are kept as they are and must lie in [0, 1]; grey and RGBA become RGB (alpha
+    on white). A corrupt, truncated or unreadable file raises ``ValueError`` naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}")
-    with Image.open(path) as image:
-        image.load()
-        return to_tensor(image)
+    try:
+        return _read_image(path)
+    except FileNotFoundError:
+        raise
+    except _READ_ERRORS as error:
+        raise ValueError(f"cannot read the image file {path}: {error}") from error
 
 
 def load_photo(name: str) -> torch.Tensor:
@@ -297,17 +425,24 @@ def photo_folds(names: Sequence[str], n_folds: int, seed: int = 0) -> list[list[
 class ImageFolder(torch.utils.data.Dataset):
     """Every image under ``root`` (recursive, sorted), e.g. an ImageNet or DIV2K folder.
 
-    Items are ``float32 [3, H, W]`` in [0, 1]; grey and RGBA are converted to RGB. With
-    ``resize`` the short side is scaled to that many pixels (bicubic, antialiased); with
-    ``crop`` a centre square of that side is taken (after ``resize``).
+    Items are ``float32 [3, H, W]`` in [0, 1] (see :func:`load_image`); grey and RGBA are
+    converted to RGB. Hidden files and folders (``.ipynb_checkpoints``, ``._x.jpg``) are
+    skipped. With ``resize`` the short side is scaled to that many pixels (bicubic,
+    antialiased); with ``crop`` a centre square of that side is taken (after ``resize``);
+    ``limit`` keeps the first images only. All three must be positive integers or None.
     """
 
     def __init__(self, root: str | Path, resize: int | None = None, crop: int | None = None,
                  limit: int | None = None):
+        for name, value, unit in (("resize", resize, "pixels"), ("crop", crop, "pixels"), ("limit", limit, "images")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < 1):
+                raise ValueError(f"ImageFolder {name} must be a positive integer ({unit}) or None, got {value!r}")
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise FileNotFoundError(f"image folder {self.root} does not exist")
-        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                       and p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.root).parts))
         if not files:
             raise FileNotFoundError(
                 f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {self.root}"

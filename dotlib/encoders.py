@@ -1,17 +1,18 @@
-"""Latent spaces for DOT: the identity, the embedded VAE, and any diffusers VAE.
+"""Latent spaces for DOT: pixel space, the embedded VAE, and any diffusers VAE.
 
 Every encoder maps images ``[B, 3, H, W]`` (float in [0, 1]) to latents
 ``[B, C, ceil(H/f), ceil(W/f)]`` and back, ``f`` being its downsampling factor.
 Images are padded (replicate) to a multiple of ``f`` before encoding and the decoded
 images are cropped back, so any size and aspect ratio works. VAEs see images scaled
 to [-1, 1] (the diffusers convention) and their latents are used raw (no
-``scaling_factor``). An ``AutoencoderKL`` gives the posterior mean by default
-(deterministic); ``sample=True`` draws from the posterior instead, as the authors'
-code does (Adrai et al. 2023, Sec. 4).
+``scaling_factor``); the pixel encoder uses the same scale (latents ``2x - 1``), as the
+authors' code does without a VAE, so that an absolute ridge weighs as in their code. An
+``AutoencoderKL`` gives the posterior mean by default (deterministic); ``sample=True``
+draws from the posterior instead, as the authors' code does (Adrai et al. 2023, Sec. 4).
 
 Specs accepted by :func:`load_encoder`:
 
-``"pixel"``      the identity on [0, 1] images (factor 1, 3 channels);
+``"pixel"``      the images themselves, scaled to [-1, 1] (factor 1, 3 channels);
 ``"embedded"``   the small ``AutoencoderKL`` shipped in ``dotlib/weights/embedded_vae``;
 a folder         a diffusers ``save_pretrained`` folder of an ``AutoencoderKL`` or
                  ``AutoencoderTiny`` (or a full pipeline folder with a ``vae/`` subfolder);
@@ -49,21 +50,7 @@ _VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def check_images(images: torch.Tensor, name: str = "images") -> None:
-    """Raise ``TypeError``/``ValueError`` unless ``images`` is a float ``[B, 3, H, W]`` batch in [0, 1]."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [B, 3, H, W], got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{name} must have shape [B, 3, H, W] (RGB), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor with values in [0, 1], got {images.dtype}")
-    if images.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(images.shape)}")
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError(f"{name} contain NaN or infinite values")
-    low, high = float(images.min()), float(images.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+from .validate import check_device, check_images  # noqa: E402  (re-exported: one rule for images)
 
 
 class Encoder(ABC):
@@ -71,7 +58,7 @@ class Encoder(ABC):
 
     Subclasses implement ``_encode`` (images in [0, 1], sizes multiple of ``factor``)
     and ``_decode`` (returning images, about [0, 1]); this class validates, pads, clamps
-    and crops.
+    (unless ``decode(..., clamp=False)``) and crops.
     """
 
     def __init__(self, name: str, factor: int, latent_channels: int, device: torch.device,
@@ -103,8 +90,13 @@ class Encoder(ABC):
         return self._encode(images, generator).float()
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """``[B, C, h, w]`` -> ``float32 [B, 3, H, W]`` in [0, 1]; ``size=(H, W)`` crops (default ``h·f, w·f``)."""
+    def decode(self, latents: torch.Tensor, size: tuple[int, int] | None = None,
+               clamp: bool = True) -> torch.Tensor:
+        """``[B, C, h, w]`` -> ``float32 [B, 3, H, W]`` in [0, 1]; ``size=(H, W)`` crops (default ``h·f, w·f``).
+
+        ``clamp=False`` returns the decoder's output as it is (it may leave [0, 1]), as
+        the authors' code does for x̂0.
+        """
         if not isinstance(latents, torch.Tensor) or latents.ndim != 4 or latents.shape[1] != self.latent_channels:
             raise ValueError(
                 f"latents for encoder {self.name!r} must have shape [B, {self.latent_channels}, h, w], "
@@ -119,8 +111,10 @@ class Encoder(ABC):
                 f"size {height}x{width} does not match latents of size {tuple(latents.shape[-2:])} "
                 f"at factor {self.factor}"
             )
-        images = self._decode(latents.to(self.device))
-        return images.float().clamp(0.0, 1.0)[:, :, :height, :width]
+        images = self._decode(latents.to(self.device)).float()
+        if clamp:
+            images = images.clamp(0.0, 1.0)
+        return images[:, :, :height, :width]
 
     def round_trip(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``D(E(x))`` at the size of ``images`` (the reconstruction row of the study), float32 in [0, 1]."""
@@ -136,16 +130,25 @@ class Encoder(ABC):
 
 
 class PixelEncoder(Encoder):
-    """The identity: latents are the images themselves, in [0, 1] (factor 1, 3 channels)."""
+    """Pixel space: the latents are the images scaled to [-1, 1] (factor 1, 3 channels).
+
+    ``encode`` gives ``2x - 1`` and ``decode`` ``(z + 1) / 2``, the scale the VAEs see and the
+    one the authors' code uses without a VAE (``vae=None``: ``(x - 0.5) / 0.5``, the same
+    float32 numbers). The scale matters for an absolute ridge ``eps``: patch covariances
+    are 4× those of [0, 1] images. The float32 round trip is exact for ``x >= 0.25`` and
+    within 2^-26 ≈ 1.5e-8 below (``2x - 1`` is rounded near -1). Its fingerprint names the
+    scale, so operators saved when pixel latents were [0, 1] (fingerprint ``"identity"``)
+    are refused by :meth:`dotlib.latent_ot.LatentOT.load` instead of being misapplied.
+    """
 
     def __init__(self, device: str | torch.device = "cpu"):
-        super().__init__("pixel", 1, 3, torch.device(device), fingerprint="identity")
+        super().__init__("pixel", 1, 3, torch.device(device), fingerprint="pixel-[-1,1]")
 
     def _encode(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return images.clone()
+        return images * 2.0 - 1.0
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return latents
+        return (latents + 1.0) / 2.0
 
 
 class DiffusersEncoder(Encoder):
@@ -308,16 +311,17 @@ def load_encoder(spec: str | Path = "embedded", device: str | torch.device = "cp
 
     The encoder's ``name`` is ``spec`` itself, except for folders (their resolved path).
     ``sample``, ``dtype``, ``tile_size`` and ``seed`` configure VAEs (see
-    :class:`DiffusersEncoder`); the identity accepts ``tile_size`` (a no-op) but not ``sample``.
+    :class:`DiffusersEncoder`); the pixel encoder accepts ``tile_size`` (a no-op) but not ``sample``.
     """
     if isinstance(spec, Encoder):
         raise TypeError("load_encoder takes a spec (str or path); pass an Encoder object directly "
                         "where one is accepted")
-    device = torch.device(device)
+    device = check_device(device)
     options = dict(device=device, sample=sample, dtype=dtype, tile_size=tile_size, seed=seed)
     if spec == "pixel":
         if sample:
-            raise ValueError("the pixel encoder is the identity: sample=True is not available")
+            raise ValueError("the pixel encoder is deterministic (the identity up to the [-1, 1] "
+                             "scaling): sample=True is not available")
         return PixelEncoder(device)
     if spec == "embedded":
         if not (EMBEDDED_VAE_DIR / "config.json").is_file():

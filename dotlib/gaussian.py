@@ -68,6 +68,8 @@ absolute one weighs 2500x more on a latent space with variances of order 0.2.
 RIDGES = ("absolute", "relative")
 
 _SYMMETRY_RTOL = 1e-6
+#: A covariance may have eigenvalues down to ``-_PSD_RTOL · D · max|λ|`` (rounding), no lower.
+_PSD_RTOL = 1e-8
 
 
 # --------------------------------------------------------------------------- inputs
@@ -103,7 +105,7 @@ def _out(tensor: torch.Tensor, as_numpy: bool) -> Array:
 
 
 def _covariance(name: str, value: Any, device: torch.device) -> torch.Tensor:
-    """A validated, exactly symmetrised float64 covariance ``[D, D]``."""
+    """A validated, exactly symmetrised float64 covariance ``[D, D]``, positive semi-definite up to rounding."""
     matrix = _to_tensor(name, value, device)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"{name} must be a square matrix [D, D], got shape {tuple(matrix.shape)}")
@@ -116,7 +118,30 @@ def _covariance(name: str, value: Any, device: torch.device) -> torch.Tensor:
             f"{name} is not symmetric: max |M - M^T| = {asymmetry:.3g} for max |M| = {scale:.3g} "
             f"(relative tolerance {_SYMMETRY_RTOL:g})"
         )
-    return 0.5 * (matrix + matrix.T)
+    matrix = 0.5 * (matrix + matrix.T)
+    _check_psd(name, matrix, scale)
+    return matrix
+
+
+def _check_psd(name: str, matrix: torch.Tensor, scale: float) -> None:
+    """Raise unless ``λ_min(matrix) >= -tol · max|λ|`` with ``tol = _PSD_RTOL · D``.
+
+    Fast path: a Cholesky factorisation of ``matrix + tol · max|M_ij| I`` (``max|M_ij| <= max|λ|``);
+    only if it fails are the eigenvalues computed, to decide and to report them.
+    """
+    tol = _PSD_RTOL * matrix.shape[0]
+    eye = torch.eye(matrix.shape[0], dtype=matrix.dtype, device=matrix.device)
+    if scale > 0 and torch.linalg.cholesky_ex(matrix + (tol * scale) * eye)[1].item() == 0:
+        return
+    values = torch.linalg.eigvalsh(matrix)
+    lowest, largest = values.min().item(), values.abs().max().item()
+    if lowest < -tol * largest:
+        raise ValueError(
+            f"{name} is not positive semi-definite, so it is no covariance: its smallest eigenvalue is "
+            f"{lowest!r} for a largest |eigenvalue| of {largest!r} (rounding allows down to "
+            f"{-tol * largest:.3g}); {int((values < -tol * largest).sum())} of {matrix.shape[0]} "
+            f"eigenvalues are negative beyond rounding"
+        )
 
 
 def _mean(name: str, value: Any, dim: int, device: torch.device) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Atomic writes: a result file is either the old one or the complete new one, never half."""
+"""Atomic writes (a result file is either the old one or the complete new one, never half), checked reads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["atomic_path", "write_csv", "write_text"]
+__all__ = ["atomic_path", "read_safetensors", "write_csv", "write_text"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -56,3 +56,24 @@ def write_text(text: str, path: str | Path) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict]:
+    """``(metadata, tensors)`` of a safetensors file (tensors on the CPU).
+
+    A file that is not safetensors, truncated or otherwise unreadable raises ``ValueError``
+    naming it (``FileNotFoundError`` if there is no file).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file ({error}); it is damaged, "
+                         f"truncated, or not a file dotlib wrote") from error
+    return metadata, tensors

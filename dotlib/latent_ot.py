@@ -14,7 +14,8 @@ The operator is :func:`dotlib.gaussian.gaussian_map`,
 Transport: encode :math:`x^*`, move every valid patch of the latent (the positions the
 statistics are fitted on) by :math:`T`, fold the overlaps back by (weighted) averaging,
 decode; that is :math:`\hat x_0`. Near the border fewer patches overlap; replicate
-padding, tried first, put coloured frames around the images (``dotlib.patches.map_patches``).
+padding, tried first, put coloured frames around the images (``dotlib.patches.map_patches``),
+but it is what the authors' code does and remains an option (``border="replicate"``).
 Then eq. (2) of the paper, :math:`\hat x_\alpha = (1-\alpha)\hat x_0 + \alpha x^*` in
 pixel space (``mode="pixel"``), or the operator interpolation
 :math:`A_\alpha = (1-\alpha) A + \alpha I` in latent space (``mode="latent"``), where the
@@ -42,12 +43,19 @@ Ridge (``ridge=``): ``"relative"`` (default) adds ``eps`` times the mean eigenva
 the regularised matrix, so that one ``eps`` means the same in every latent space;
 ``"absolute"`` with ``eps=1e-7`` is the authors' published setting
 (:func:`dotlib.gaussian.ridge_value`).
+
+The authors' conventions (:meth:`LatentOT.authors`): ``border="replicate"``,
+``ridge="absolute"`` with ``eps=1e-7``, ``clip_x_hat0=False`` (x̂0 is clipped only by
+the α mix) and ``latent="sample"`` (VAE latents drawn from the posterior). With the pixel
+encoder these reproduce x̂0 of their ``LatentW2`` to float32 rounding
+(``tests/test_parity.py``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -60,6 +68,8 @@ from .encoders import Encoder, check_images, load_encoder
 from .gaussian import (DEFAULT_EPS, DEFAULT_RELATIVE_EPS, RIDGES, GaussianStats, gaussian_map,
                        interpolate_operator, sqrtm_psd, w2)
 from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches
+from .io import atomic_path, read_safetensors
+from .validate import check_device, check_patch_dim
 
 __all__ = ["LatentOT", "Operator"]
 
@@ -67,6 +77,10 @@ _FORMAT = "dotlib.LatentOT"
 _WHICH = ("source", "target")
 _MODES = ("pixel", "latent")
 DECODES = ("direct", "residual")
+#: Which patches transport moves: the valid ones (default) or all H·W after replicate padding.
+BORDERS = ("valid", "replicate")
+#: Which latent a VAE posterior gives: its mean (default) or a sample (the authors').
+LATENTS = ("mean", "sample")
 
 
 class Operator:
@@ -135,6 +149,28 @@ class LatentOT:
     seed : seeds the noise of the degenerate map (a fresh generator per ``transport`` call).
     batch_size : images encoded / decoded at once.
     max_patches : patches moved at once (bounds memory: ``max_patches × C·p²`` floats).
+    border : ``"valid"`` (default): transport moves the ``(h-p+1)(w-p+1)`` valid patches, the
+        positions the statistics are fitted on; ``"replicate"`` (the authors'): the latent is
+        replicate-padded by p//2 and all h·w patches are moved, then folded and cropped.
+        Statistics are always fitted on valid patches (as the authors do).
+    clip_x_hat0 : True (default): the decoded x̂0 is clamped to [0, 1]. False (the authors'):
+        x̂0 is left as decoded and only the α mix of eq. (2) (:meth:`mix`) clamps, so
+        ``transport(alpha=0)`` is still in [0, 1] but :meth:`decode_latents` is not.
+    latent : for an encoder built here from a spec, ``"mean"`` (default) uses the VAE
+        posterior mean, ``"sample"`` (the authors') draws from the posterior with a generator
+        seeded by ``seed``; deterministic encoders (pixel, ``AutoencoderTiny``) refuse
+        ``"sample"``. For an :class:`Encoder` object, None keeps its own setting and a given
+        value must agree with it.
+
+    Exact replication of the authors' ``LatentW2`` (see :meth:`authors`): ``border="replicate"``,
+    ``ridge="absolute"``, ``eps=1e-7`` (their published runs; 1e-5 is their class default),
+    ``clip_x_hat0=False``, ``latent="sample"``, uniform folding, p = 5. What these do not
+    match (issue #11's specification of their ``dmax/latent_w2.py`` at commit ``2ea7ce7``):
+    when Σs is singular, their pseudo-inverse cuts singular values at √ε and their noise is one vector
+    per call added to every patch (here: eigenvalue cut-off, independent noise per patch);
+    the latent mode (theirs does not interpolate μt); zero-shot (they refit on the padded
+    patches of the whole batch); transport arithmetic (theirs float64, here the latent's
+    float32, ~1e-7); and inputs outside [0, 1], which they accept and this class refuses.
 
     Many processes (``torchrun`` / ``accelerate launch``, after ``init_process_group``):
     each calls ``update`` on its own shard of images, then ``all_reduce()`` and ``fit()``;
@@ -143,13 +179,25 @@ class LatentOT:
 
     def __init__(self, encoder: str | Path | Encoder = "embedded", patch_size: int = 5,
                  eps: float | None = None, ridge: str = "relative", fold_sigma: float | None = None, device: str | torch.device | None = None, seed: int = 0,
-                 batch_size: int = 8, max_patches: int = DEFAULT_MAX_PATCHES):
+                 batch_size: int = 8, max_patches: int = DEFAULT_MAX_PATCHES, border: str = "valid",
+                 clip_x_hat0: bool = True, latent: str | None = None):
+        if border not in BORDERS:
+            raise ValueError(f"border must be one of {', '.join(BORDERS)}, got {border!r}")
+        if latent is not None and latent not in LATENTS:
+            raise ValueError(f"latent must be one of {', '.join(LATENTS)} (or None), got {latent!r}")
         if isinstance(encoder, Encoder):
-            if device is not None and torch.device(device) != encoder.device:
+            if device is not None and check_device(device) != encoder.device:
                 raise ValueError(f"device {device} differs from the encoder's device {encoder.device}")
+            if latent is not None and (latent == "sample") != bool(getattr(encoder, "sample", False)):
+                raise ValueError(f"latent={latent!r} disagrees with the given encoder {encoder.name!r}, which "
+                                 f"{'samples its latents' if latent == 'mean' else 'has no posterior sampling'}; "
+                                 f"build it with load_encoder(..., sample=...) or pass latent=None")
             self.encoder = encoder
         else:
-            self.encoder = load_encoder(encoder, device=device if device is not None else "cpu")
+            self.encoder = load_encoder(encoder, device=device if device is not None else "cpu",
+                                        sample=latent == "sample", seed=seed)
+        self.border, self.clip_x_hat0 = border, bool(clip_x_hat0)
+        self.latent = "sample" if getattr(self.encoder, "sample", False) else "mean"
         self.patch_size = check_patch_size(patch_size)
         if ridge not in RIDGES:
             raise ValueError(f"ridge must be one of {', '.join(RIDGES)}, got {ridge!r}")
@@ -164,7 +212,7 @@ class LatentOT:
         self.eps, self.ridge, self.fold_sigma, self.seed = float(eps), ridge, fold_sigma, int(seed)
         self.batch_size, self.max_patches = int(batch_size), int(max_patches)
         self.device = self.encoder.device
-        self.dim = self.encoder.latent_channels * self.patch_size ** 2
+        self.dim = check_patch_dim(self.encoder.latent_channels, self.patch_size, f"encoder {self.encoder.name!r}")
         self.source = GaussianStats(self.dim, self.device)
         self.target = GaussianStats(self.dim, self.device)
         self.operator: Operator | None = None
@@ -172,7 +220,7 @@ class LatentOT:
 
     def __repr__(self) -> str:
         return (f"LatentOT(encoder={self.encoder.name!r}, patch_size={self.patch_size}, eps={self.eps}, "
-                f"ridge={self.ridge!r}, "
+                f"ridge={self.ridge!r}, border={self.border!r}, "
                 f"source={self.source.count}, target={self.target.count}, fitted={self.operator is not None})")
 
     # ------------------------------------------------------------------ fitting
@@ -226,9 +274,32 @@ class LatentOT:
                 raise ValueError(
                     f"{which} statistics hold {stats.count} patches; call update(images, which={which!r}) first"
                 )
+            if stats.count <= self.dim:
+                warnings.warn(
+                    f"{which} statistics hold {stats.count} patches for {self.dim}-dimensional patches "
+                    f"(C·p²): fewer patches than dimensions, so the {which} covariance is singular "
+                    f"(rank <= {stats.count - 1}); fit on more or larger images, or use a smaller patch_size",
+                    UserWarning, stacklevel=2)
         self.operator = Operator.between(self.source, self.target, self.eps, self.ridge)
         self.latent_w2 = w2(self.source.mean, self.source.cov, self.target.mean, self.target.cov)
         return self.latent_w2
+
+    @classmethod
+    def authors(cls, encoder: str | Path | Encoder = "embedded", patch_size: int = 5, eps: float = DEFAULT_EPS,
+                **options) -> "LatentOT":
+        """A LatentOT with the authors' conventions (Adrai et al.'s ``LatentW2`` as ``main.py`` runs it).
+
+        ``border="replicate"``, ``ridge="absolute"``, ``eps=1e-7``, ``clip_x_hat0=False``, and
+        ``latent="sample"`` for an encoder given as a VAE spec (the pixel encoder has no
+        posterior; an :class:`Encoder` object keeps its own setting). ``options`` are the
+        other arguments of :class:`LatentOT` and override these. Their published runs use
+        ``stabilityai/sd-vae-ft-ema`` (a Hugging Face id, read from the local cache).
+        """
+        settings = dict(border="replicate", ridge="absolute", clip_x_hat0=False)
+        if not isinstance(encoder, Encoder) and str(encoder) != "pixel":
+            settings["latent"] = "sample"
+        settings.update(options)
+        return cls(encoder, patch_size=patch_size, eps=eps, **settings)
 
     @classmethod
     def from_stats(cls, encoder: Encoder, source: GaussianStats, target: GaussianStats,
@@ -272,13 +343,17 @@ class LatentOT:
 
     def _move(self, latents: torch.Tensor, alpha: float, generator: torch.Generator,
               own: list[Operator] | None) -> torch.Tensor:
-        """Fold back the patches of ``latents`` moved by the fitted (or each image's ``own``) operator."""
+        """Fold back the patches of ``latents`` moved by the fitted (or each image's ``own``) operator.
+
+        The valid patches, or with ``border="replicate"`` all h·w patches of the padded latent.
+        """
+        pad = self.border == "replicate"
         if own is None:
             function = self.operator.patch_function(alpha, latents.dtype, generator)
-            return map_patches(latents, self.patch_size, function, self.fold_sigma, self.max_patches)
+            return map_patches(latents, self.patch_size, function, self.fold_sigma, self.max_patches, pad=pad)
         return torch.cat([
             map_patches(latent[None], self.patch_size, operator.patch_function(alpha, latents.dtype, generator),
-                        self.fold_sigma, self.max_patches)
+                        self.fold_sigma, self.max_patches, pad=pad)
             for latent, operator in zip(latents, own)
         ])
 
@@ -305,7 +380,8 @@ class LatentOT:
                      generator: torch.Generator | None = None) -> torch.Tensor:
         r"""Decode ``latents`` ``[B, C, h, w]`` (= E(``images``)) moved by :math:`T_\alpha`: ``float32 [B, 3, H, W]``.
 
-        ``decode="direct"``: :math:`D(T_\alpha(z))`, clamped to [0, 1] by the decoder.
+        ``decode="direct"``: :math:`D(T_\alpha(z))`, clamped to [0, 1] by the decoder unless
+        ``clip_x_hat0=False``.
         ``decode="residual"``: :math:`x^* + D(T_\alpha(z)) - D(T_1(z))`, not clamped
         (the α mix of eq. (2) clamps). For callers that already hold the latents of
         ``images`` (the study encodes every restoration once for fitting and transport).
@@ -325,7 +401,9 @@ class LatentOT:
 
     def decode_latents(self, latents: torch.Tensor, size: tuple[int, int], alpha: float = 0.0,
                        zero_shot: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        r""":math:`D(T_\alpha(z))` for latents ``[B, C, h, w]``, cropped to ``size``: ``float32 [B, 3, H, W]`` in [0, 1].
+        r""":math:`D(T_\alpha(z))` for latents ``[B, C, h, w]``, cropped to ``size``: ``float32 [B, 3, H, W]``.
+
+        In [0, 1], or as decoded (possibly outside) with ``clip_x_hat0=False``.
 
         α = 1 gives :math:`D(T_1(z))`, the decoding of the unmoved latent through the same
         arithmetic (the reference of ``decode="residual"``).
@@ -334,7 +412,8 @@ class LatentOT:
         generator = generator if generator is not None else self._generator()
         latents = latents.to(self.device)
         own = self._own_operators(latents) if zero_shot else None
-        return self.encoder.decode(self._move(latents, float(alpha), generator, own), size)
+        return self.encoder.decode(self._move(latents, float(alpha), generator, own), size,
+                                   clamp=self.clip_x_hat0)
 
     @staticmethod
     def mix(x_hat0: torch.Tensor, x_star: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -413,6 +492,9 @@ class LatentOT:
             "patch_size": self.patch_size,
             "eps": self.eps,
             "ridge": self.ridge,
+            "border": self.border,
+            "clip_x_hat0": self.clip_x_hat0,
+            "latent": self.latent,
             "fold_sigma": self.fold_sigma,
             "seed": self.seed,
             "source_count": self.source.count,
@@ -428,8 +510,8 @@ class LatentOT:
         if self.operator is not None:
             tensors.update(self.operator.tensors("operator."))
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata={"dotlib": json.dumps(self.metadata())})
+        with atomic_path(path) as temporary:  # the old file or the complete new one, never half
+            save_file(tensors, str(temporary), metadata={"dotlib": json.dumps(self.metadata())})
         return path
 
     @classmethod
@@ -437,38 +519,51 @@ class LatentOT:
              device: str | torch.device | None = None, **options) -> "LatentOT":
         """Read a :meth:`save` file. ``encoder=None`` loads the recorded encoder; a given one must match it.
 
-        ``options`` (``batch_size``, ``max_patches``) are runtime settings, not stored.
+        A given encoder matches by name, factor and channels, or, for a VAE folder that
+        moved, by its weights' fingerprint. ``options`` (``batch_size``, ``max_patches``) are
+        runtime settings, not stored. A damaged or altered file raises ``ValueError`` naming it.
         """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no LatentOT file at {path}")
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get("dotlib")
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        meta = json.loads(raw) if raw else {}
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a LatentOT file (no {_FORMAT} metadata)")
+        raw, tensors = read_safetensors(path)
+        meta = _file_metadata(path, raw.get("dotlib"))
+        _check_file_tensors(path, meta, tensors)
+        sampling = dict(sample=meta.get("latent") == "sample", seed=meta["seed"])  # files before 'latent': mean
+        fitted_with = meta.get("encoder_fingerprint")
         if encoder is None:
-            encoder = load_encoder(meta["encoder"], device=device if device is not None else "cpu")
+            recorded_folder = Path(meta["encoder"])
+            if recorded_folder.is_absolute() and not recorded_folder.exists():
+                raise FileNotFoundError(
+                    f"{path} was fitted with the encoder folder {recorded_folder}, which does not exist "
+                    f"any more; pass encoder=<folder> (matched by its weights' fingerprint) for the VAE's "
+                    f"new place (recorded fingerprint: {fitted_with})")
+            encoder = load_encoder(meta["encoder"], device=device if device is not None else "cpu", **sampling)
         elif not isinstance(encoder, Encoder):
-            encoder = load_encoder(encoder, device=device if device is not None else "cpu")
+            encoder = load_encoder(encoder, device=device if device is not None else "cpu", **sampling)
         recorded = (meta["encoder"], meta["factor"], meta["latent_channels"])
         given = (encoder.name, encoder.factor, encoder.latent_channels)
-        if recorded != given:
+        given_weights = encoder.fingerprint
+        same_weights = fitted_with is not None and fitted_with == given_weights
+        if recorded != given and not (same_weights and recorded[1:] == given[1:]):
             raise ValueError(
                 f"{path} was fitted with encoder {recorded[0]!r} (factor {recorded[1]}, {recorded[2]} latent "
-                f"channels) but encoder {given[0]!r} (factor {given[1]}, {given[2]} channels) was given; "
-                f"pass encoder=None to load the recorded one"
+                f"channels, weights' fingerprint {fitted_with}) but encoder {given[0]!r} (factor {given[1]}, "
+                f"{given[2]} channels, fingerprint {given_weights}) was given; pass encoder=None to load the "
+                f"recorded one, or the recorded VAE's folder wherever it is now (matched by its fingerprint)"
             )
-        fitted_with, given_weights = meta.get("encoder_fingerprint"), encoder.fingerprint
         if fitted_with is not None and given_weights is not None and fitted_with != given_weights:
             raise ValueError(
                 f"{path} was fitted with other weights of encoder {encoder.name!r} (fingerprint "
                 f"{fitted_with}, now {given_weights}): the latent space changed, so refit the operator"
             )
-        model = cls(encoder, patch_size=meta["patch_size"], eps=meta["eps"], ridge=meta.get("ridge", "absolute"),
-                    fold_sigma=meta["fold_sigma"],
-                    seed=meta["seed"], device=device, **options)
+        try:
+            model = cls(encoder, patch_size=meta["patch_size"], eps=meta["eps"], ridge=meta.get("ridge", "absolute"),
+                        fold_sigma=meta.get("fold_sigma"), border=meta.get("border", "valid"),
+                        clip_x_hat0=meta.get("clip_x_hat0", True),
+                        seed=meta["seed"], device=device, **options)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: cannot rebuild the LatentOT it records: {error}") from error
         model.source = GaussianStats.from_state_dict(
             {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("source.")}, model.device)
         model.target = GaussianStats.from_state_dict(
@@ -476,5 +571,56 @@ class LatentOT:
         if "operator.A" in tensors:
             op = {k.split(".", 1)[1]: v.to(model.device) for k, v in tensors.items() if k.startswith("operator.")}
             model.operator = Operator(op["A"], op["mean_s"], op["mean_t"], op.get("noise_root"))
-            model.latent_w2 = meta["latent_w2"]
+            model.latent_w2 = meta.get("latent_w2")
         return model
+
+
+# ------------------------------------------------------------- file checks (load)
+
+#: Metadata every LatentOT file records, with its JSON type.
+_REQUIRED_METADATA = {"encoder": str, "factor": int, "latent_channels": int, "patch_size": int,
+                      "eps": (int, float), "seed": int}
+
+
+def _file_metadata(path: Path, raw: str | None) -> dict:
+    """The ``dotlib`` metadata of a LatentOT file, checked; ``ValueError`` naming ``path`` if bad."""
+    if raw is None:
+        raise ValueError(f"{path} is not a LatentOT file (no {_FORMAT} metadata)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: its LatentOT metadata is not valid JSON ({error}); the file is damaged "
+                         f"or was altered, so save the operator again") from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a LatentOT file (no {_FORMAT} metadata)")
+    problems = [f"{key} missing" if key not in meta else f"{key}={meta[key]!r} is not {kind}"
+                for key, kind in _REQUIRED_METADATA.items()
+                if key not in meta or isinstance(meta[key], bool) or not isinstance(meta[key], kind)]
+    if problems:
+        raise ValueError(f"{path}: its LatentOT metadata is damaged or was altered ({'; '.join(problems)})")
+    return meta
+
+
+def _check_file_tensors(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Names, shapes, finiteness and counts of a LatentOT file's tensors; ``ValueError`` naming ``path``."""
+    dim = meta["latent_channels"] * meta["patch_size"] ** 2
+    shapes = {f"{which}.{key}": shape for which in _WHICH
+              for key, shape in (("count", ()), ("mean", (dim,)), ("m2", (dim, dim)))}
+    if any(key.startswith("operator.") for key in tensors):
+        shapes.update({"operator.A": (dim, dim), "operator.mean_s": (dim,), "operator.mean_t": (dim,)})
+        if "operator.noise_root" in tensors:
+            shapes["operator.noise_root"] = (dim, dim)
+    problems = [f"{key} missing" for key in shapes if key not in tensors]
+    problems += [f"unexpected tensor {key}" for key in tensors if key not in shapes]
+    problems += [f"{key} has shape {tuple(tensors[key].shape)}, expected {shape}"
+                 for key, shape in shapes.items() if key in tensors and tuple(tensors[key].shape) != shape]
+    problems += [f"{key} holds NaN or infinite values" for key, value in tensors.items()
+                 if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    for which in _WHICH:
+        count, recorded = tensors.get(f"{which}.count"), meta.get(f"{which}_count")
+        if count is not None and count.numel() == 1 and recorded is not None and int(count) != recorded:
+            problems.append(f"{which}.count is {int(count)} but the metadata records {recorded}")
+    if problems:
+        raise ValueError(
+            f"{path} is damaged or was altered: {'; '.join(problems)} (patches of {meta['latent_channels']} "
+            f"channels x {meta['patch_size']}² = {dim} dimensions); save the operator again")

@@ -139,6 +139,8 @@ def _decode_rows(rows: pd.DataFrame, decode: str | None) -> pd.DataFrame:
 def _draw_second_sweep(ax, rows: pd.DataFrame, perception: str, distortion: str,
                        decode: str) -> list[Line2D]:
     """The α path of a second decoding as a plain line, its x̂0 as a hollow diamond."""
+    if "decode" not in rows:
+        return []
     sweep = rows[rows.signal.eq("x_alpha") & rows.decode.eq(decode)].dropna(subset=[perception, distortion])
     sweep = sweep.sort_values("alpha")
     if sweep.empty:

@@ -21,12 +21,20 @@ the end and does not stop the others. Executed notebooks are written atomically.
 ``jobs`` steps run at once; a step with ``inputs`` waits for every step before it, whose
 outputs it may read. Each step's papermill log is ``runs/reproduce/<study>/<step>.log``.
 
+The YAML is checked before anything runs: unknown or misspelt keys, duplicate keys (steps
+of the same name), wrong types, and parameters that a step's notebook does not declare in
+its cell tagged ``parameters`` (or strings where the notebook's default is a number) are
+errors naming the key and what is known. Top-level keys starting with ``x-`` hold YAML
+anchors and are ignored. SIGTERM, like Ctrl-C, stops the papermill processes too.
+
 Run ``python -m dotlib.reproduce studies/embedded.yaml [--only STEP ...] [--force] [--jobs N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import fnmatch
 import glob
 import hashlib
@@ -49,7 +57,8 @@ import yaml
 from .io import write_text
 from .paths import PACKAGE_DIR, project_root
 
-__all__ = ["Asset", "Step", "Study", "load_study", "missing_assets", "run_study"]
+__all__ = ["Asset", "Step", "Study", "Terminated", "check_parameters", "load_study", "missing_assets",
+           "notebook_parameters", "run_study"]
 
 STAMP_DIR = Path("results/.stamps")
 LOG_DIR = Path("runs/reproduce")
@@ -169,20 +178,77 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first.line + 1}; "
+                                f"only one may exist)", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+#: Keys of a study file, of a step and of an asset, with their types (required ones marked).
+_STUDY_KEYS = {"name": str, "jobs": int, "assets": list, "steps": dict}
+_STEP_KEYS = {"notebook": str, "output": str, "parameters": dict, "inputs": list, "outputs": list}
+_STEP_REQUIRED = ("notebook", "output")
+_ASSET_KEYS = {"kind": str, "path": str, "what": str, "how": str}
+_ASSET_KINDS = ("file", "folder", "huggingface")
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a mapping"}
+
+
+def _check_keys(where: str, entry: object, schema: dict[str, type], required: tuple[str, ...] = (),
+                anchors: bool = False) -> None:
+    """Unknown keys (with the closest known one), missing required keys and wrong types -> ``ValueError``.
+
+    ``anchors``: keys starting with ``x-`` (holders of YAML anchors) are allowed.
+    """
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} must be a mapping with keys {', '.join(schema)}, got {entry!r}")
+    known = ", ".join(sorted(schema))
+    for key in entry:
+        if key not in schema and not (anchors and str(key).startswith("x-")):
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}: unknown key {key!r}{hint}; known keys: {known}")
+    missing = [key for key in required if key not in entry]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(map(repr, missing))}; keys: {known}")
+    for key, kind in schema.items():
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ValueError(f"{where}: {key!r} must be {_TYPE_NAMES[kind]}, got {value!r}")
+        if kind is list and value is not None and key in ("inputs", "outputs") \
+                and not all(isinstance(item, str) for item in value):
+            raise ValueError(f"{where}: {key!r} must be a list of paths (strings), got {value!r}")
+
+
 def load_study(path: str | Path) -> Study:
-    """Parse a study YAML file, with clear errors for malformed entries."""
+    """Parse a study YAML file, with clear errors for malformed entries (see the module notes)."""
     path = Path(path)
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
         raise FileNotFoundError(f"no study file {path}; known studies: {', '.join(known) or 'none'}")
-    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        spec = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not a valid study YAML file: {error}") from None
+    _check_keys(f"{path}: the study", spec, _STUDY_KEYS, anchors=True)
     if not isinstance(spec.get("steps"), dict) or not spec["steps"]:
         raise ValueError(f"{path}: a study needs a non-empty 'steps' mapping")
     steps = {}
     for name, entry in spec["steps"].items():
-        missing = {"notebook", "output"} - set(entry)
-        if missing:
-            raise ValueError(f"{path}: step {name!r} lacks {sorted(missing)}")
+        _check_keys(f"{path}: step {name!r}", entry, _STEP_KEYS, _STEP_REQUIRED)
         steps[name] = Step(
             name=name,
             notebook=Path(entry["notebook"]),
@@ -194,13 +260,92 @@ def load_study(path: str | Path) -> Study:
         if not steps[name].notebook.is_file():
             raise FileNotFoundError(f"{path}: step {name!r}: notebook {steps[name].notebook} not found")
     assets = []
-    for entry in spec.get("assets") or []:
+    for index, entry in enumerate(spec.get("assets") or []):
+        _check_keys(f"{path}: asset {index + 1}", entry, _ASSET_KEYS, tuple(_ASSET_KEYS))
+        if entry["kind"] not in _ASSET_KINDS:
+            raise ValueError(f"{path}: asset {index + 1}: kind must be one of {', '.join(_ASSET_KINDS)}, "
+                             f"got {entry['kind']!r}")
         assets.append(Asset(kind=entry["kind"], path=expand(str(entry["path"])),
                             what=entry["what"], how=entry["how"]))
     jobs = spec.get("jobs", 1)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"{path}: jobs must be a positive integer, got {jobs!r}")
     return Study(name=spec.get("name", path.stem), steps=steps, assets=assets, jobs=jobs)
+
+
+_NO_LITERAL = object()  # a default that is not a Python literal (an expression)
+
+
+def notebook_parameters(notebook: str | Path) -> dict[str, object] | None:
+    """The names assigned in ``notebook``'s cell(s) tagged ``parameters``, with their defaults.
+
+    A default that is not a literal is given as an opaque placeholder. Returns None when
+    no cell carries the tag (papermill would then inject parameters nobody reads).
+    """
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    tagged = [cell for cell in cells if cell.get("cell_type") == "code"
+              and "parameters" in (cell.get("metadata", {}).get("tags") or [])]
+    if not tagged:
+        return None
+    names: dict[str, object] = {}
+    for cell in tagged:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        lines = ["pass" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError as error:
+            raise ValueError(f"{notebook}: its parameters cell is not valid Python ({error})") from None
+        for statement in tree.body:
+            if isinstance(statement, ast.Assign):
+                targets, value = statement.targets, statement.value
+            elif isinstance(statement, ast.AnnAssign):
+                targets, value = [statement.target], statement.value
+            else:
+                continue
+            for target in targets:
+                for node in ast.walk(target):
+                    if isinstance(node, ast.Name):
+                        names[node.id] = _literal(value) if isinstance(target, ast.Name) else _NO_LITERAL
+    return names
+
+
+def _literal(node: ast.expr | None) -> object:
+    try:
+        return ast.literal_eval(node) if node is not None else _NO_LITERAL
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _NO_LITERAL
+
+
+def _parameter_problems(notebook: Path, parameters: dict) -> list[str]:
+    declared = notebook_parameters(notebook)
+    if declared is None:
+        return [f"notebook {notebook} has no cell tagged 'parameters', so it reads none of "
+                f"{', '.join(map(repr, parameters))}"] if parameters else []
+    known = ", ".join(sorted(declared)) or "none"
+    problems = []
+    for name, value in parameters.items():
+        if name not in declared:
+            close = difflib.get_close_matches(str(name), list(declared), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"parameter {name!r}{hint} is not declared by notebook {notebook}; "
+                            f"its parameters are: {known}")
+            continue
+        default = declared[name]
+        is_number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if isinstance(value, str) and (is_number or isinstance(default, bool)):
+            kind = "boolean" if isinstance(default, bool) else "number"
+            problems.append(f"parameter {name!r} of notebook {notebook} is the string {value!r}, but its "
+                            f"default is the {kind} {default!r}: write it without quotes (an expanded "
+                            f"${{VARIABLE}} is always a string)")
+    return problems
+
+
+def check_parameters(notebook: str | Path, parameters: dict) -> None:
+    """Raise ``ValueError`` if ``parameters`` name one that ``notebook`` does not declare (in its cell
+    tagged ``parameters``), or give a string where its default is a number or a boolean."""
+    problems = _parameter_problems(Path(notebook), dict(parameters or {}))
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def missing_assets(study: Study) -> list[Asset]:
@@ -216,8 +361,29 @@ class StepFailed(RuntimeError):
     """A step's notebook raised; the message is the error's last line."""
 
 
+class Terminated(Exception):
+    """The runner received SIGTERM (its papermill processes are stopped too)."""
+
+
+def _terminate(signum: int, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop at a time; restored by run_study
+    raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+#: Seconds papermill gets to stop its kernel after SIGINT before its process group is killed.
+STOP_GRACE = 10.0
+
+
+def _signal_group(child: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(child.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class _Children:
-    """The papermill processes running now, so that an interrupt can stop them all."""
+    """The papermill processes running now (each leads its own process group), so that an
+    interrupt or SIGTERM can stop them all."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -228,7 +394,7 @@ class _Children:
         with self._lock:
             if self.stopping:
                 raise StepFailed("interrupted before it started")
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             self._running.add(child)
             return child
 
@@ -236,11 +402,19 @@ class _Children:
         with self._lock:
             self._running.discard(child)
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace: float = STOP_GRACE) -> None:
+        """SIGINT to every papermill group (papermill stops its kernel), SIGKILL to those left after ``grace`` s."""
         with self._lock:
             self.stopping = True
-            for child in self._running:  # papermill stops its kernel on SIGINT
-                child.send_signal(signal.SIGINT)
+            running = list(self._running)
+        for child in running:
+            _signal_group(child, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for child in running:
+            try:
+                child.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(child, signal.SIGKILL)
 
 
 def _last_error_line(log: Path) -> str:
@@ -297,6 +471,10 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
     ]
     if only and not selected:
         raise SystemExit(f"no step matches {only}; steps: {', '.join(study.steps)}")
+    problems = [f"step {step.name!r}: {problem}" for step in selected
+                for problem in _parameter_problems(step.notebook, step.parameters)]
+    if problems:
+        raise ValueError(f"study {study.name!r} cannot start:\n  - " + "\n  - ".join(problems))
     jobs = study.jobs if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -322,26 +500,32 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
         records[step.name] = {"step": step.name, "status": "ran", "seconds": seconds}
 
     running: set[Future] = set()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        try:
-            for index, step in enumerate(selected, 1):
-                if step.inputs:  # its inputs may be the outputs of earlier steps
-                    running = wait(running).not_done
-                while len(running) >= jobs:
-                    running = wait(running, return_when=FIRST_COMPLETED).not_done
-                fingerprint = step.fingerprint(digest)
-                previous = _stamp_path(study, step)
-                previous = json.loads(previous.read_text()) if previous.is_file() else {}
-                header = f"[{index}/{len(selected)}] {step.name}"
-                if not force and previous.get("fingerprint") == fingerprint and step.outputs_exist():
-                    print(f"{header}: unchanged, skipped", flush=True)
-                    records[step.name] = {"step": step.name, "status": "skipped", "seconds": 0.0}
-                    continue
-                running.add(pool.submit(run, step, header, fingerprint))
-            wait(running)
-        except KeyboardInterrupt:
-            children.stop_all()
-            raise
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            try:
+                for index, step in enumerate(selected, 1):
+                    if step.inputs:  # its inputs may be the outputs of earlier steps
+                        running = wait(running).not_done
+                    while len(running) >= jobs:
+                        running = wait(running, return_when=FIRST_COMPLETED).not_done
+                    fingerprint = step.fingerprint(digest)
+                    previous = _stamp_path(study, step)
+                    previous = json.loads(previous.read_text()) if previous.is_file() else {}
+                    header = f"[{index}/{len(selected)}] {step.name}"
+                    if not force and previous.get("fingerprint") == fingerprint and step.outputs_exist():
+                        print(f"{header}: unchanged, skipped", flush=True)
+                        records[step.name] = {"step": step.name, "status": "skipped", "seconds": 0.0}
+                        continue
+                    running.add(pool.submit(run, step, header, fingerprint))
+                wait(running)
+            except (KeyboardInterrupt, Terminated):
+                children.stop_all()
+                raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler if previous_handler is not None else signal.SIG_DFL)
     return [records[step.name] for step in selected]
 
 
@@ -383,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished steps are kept; run the same command again to resume", flush=True)
         return 130
+    except Terminated:
+        print("\nterminated (SIGTERM): its papermill processes were stopped; finished steps are kept; "
+              "run the same command again to resume", flush=True)
+        return 143
     print("\n" + format_summary(summary))
     print(f"wall time {time.perf_counter() - began:.0f} s")
     return 1 if any(record["status"] == "failed" for record in summary) else 0

@@ -37,6 +37,7 @@ from PIL import Image
 
 from .degradations import Degradation, get_degradation
 from .paths import WEIGHTS_DIR
+from .validate import check_device
 
 __all__ = [
     "CLASSICAL_RESTORERS",
@@ -372,12 +373,14 @@ def save_mse_net(net: ResidualShuffleCNN, path: str | Path, task: str, **metadat
     """Write ``net`` as safetensors with metadata ``task``, ``architecture``, ``config`` (+ extra strings)."""
     from safetensors.torch import save_file
 
+    from .io import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().to("cpu").contiguous() for key, value in net.state_dict().items()}
     header = {"task": task, "architecture": MSE_NET_ARCHITECTURE, "config": json.dumps(net.config),
               **{key: str(value) for key, value in metadata.items()}}
-    save_file(tensors, str(path), metadata=header)
+    with atomic_path(path) as temporary:  # never a half-written checkpoint
+        save_file(tensors, str(temporary), metadata=header)
     return path
 
 
@@ -528,6 +531,7 @@ def get_restorer(name: str, task: str, device: str | torch.device = "cpu", **opt
     ``tile``/``overlap`` (spandrel models).
     """
     get_degradation(task)  # unknown task: clear error before anything loads
+    device = check_device(device)
     if isinstance(name, str) and name.startswith("spandrel:"):
         if "checkpoint" in options:
             raise ValueError("give the checkpoint either in the name 'spandrel:<path>' or as checkpoint=, not both")

@@ -46,13 +46,13 @@ from .latent_ot import DECODES, LatentOT
 from .metrics import MetricUnavailable, fid, inception_score, kid, load_inception, load_lpips
 from .metrics.detail import DetailFrechet
 from .metrics.paired import PairedBootstrap
-from .patches import extract_patches, iter_valid_patches
+from .patches import iter_valid_patches
 from .restorers import get_restorer
 from .tables import verdict
 
 __all__ = [
     "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "default_alphas", "describe_finding",
-    "design_for_folder", "design_for_pool", "latent_stats", "pixel_w2_per_dim", "run_task", "theory_check",
+    "design_for_folder", "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task", "theory_check",
 ]
 
 #: Fitting designs; the first is the authors' (see the module notes).
@@ -65,6 +65,13 @@ TABLE_ALPHAS = (0.0, 0.5)
 #: The ridges compared on the fitting photos: (name, ridge, eps).
 RIDGE_SETTINGS = (("none", "absolute", 0.0), ("relative 1e-9 (default)", "relative", DEFAULT_RELATIVE_EPS),
                   ("absolute 1e-7 (authors)", "absolute", DEFAULT_EPS))
+
+#: Columns of every ``run_task`` table, in order (a metric that was not computed is NaN).
+TABLE_COLUMNS = (["task", "restorer", "encoder", "fit_split", "decode", "signal", "alpha", "n_photos", "n_crops"]
+                 + [f"{m}{s}" for m in ("psnr", "ssim", "mse", "lpips", "swd", "detail") for s in ("", "_sd")]
+                 + ["fid", "kid", "kid_sd", "is", "is_sd", "latent_w2", "latent_w2_fitted"]
+                 + [f"d_{m}{s}" for m in ("psnr", "ssim", "mse", "lpips", "swd", "detail")
+                    for s in ("", "_lo", "_hi")])
 
 #: Theory's bound on the PSNR cost of x̂0 for an MMSE restorer: MSE(x̂0) <= 2·MSE(x*).
 THEORY_BOUND_DB = 10.0 * math.log10(2.0)
@@ -140,6 +147,14 @@ def _fit_sets(fitting: Sequence[str], crops: dict[str, list[int]], n_fit: int,
         if min(len(sets[split][0]), len(sets[split][1])) < 2:
             raise ValueError(f"fit_split {split!r} leaves fewer than 2 images on one side; use more photos")
     return sets
+
+
+def fitting_sets(photos: Sequence[str], n_fit: int, split: str = "same") -> tuple[list[int], list[int]]:
+    """(target indices, source indices) of one fitting design over images from ``photos`` (one name each)."""
+    crops: dict[str, list[int]] = {}
+    for index, name in enumerate(photos):
+        crops.setdefault(name, []).append(index)
+    return _fit_sets(sorted(crops), crops, n_fit, [split])[split]
 
 
 def design_for_pool(size: int = 256, crops_per_photo: int = 2, n_folds: int = 6, n_fit: int = 16,
@@ -235,22 +250,26 @@ def _merged(stats: Sequence[GaussianStats], indices: Sequence[int]) -> GaussianS
     return total
 
 
-def pixel_w2_per_dim(images_a: torch.Tensor, images_b: torch.Tensor, patch_size: int = 5) -> float:
+def pixel_w2_per_dim(images_a: torch.Tensor, images_b: torch.Tensor, patch_size: int = 5, stride: int = 2) -> float:
     """Squared W2 between the Gaussians of the p×p pixel patches of two sets, per dimension.
 
     The theory predicts ``E||x - x̂0||² - E||x - x*||² = W2²(p_x*, p_x)``; divided by the
-    patch dimension ``3 p²`` it is comparable with a per-pixel MSE increase.
+    patch dimension ``3 p²`` it is comparable with a per-pixel MSE increase. Patches are
+    taken every ``stride`` pixels, image by image (bounded memory).
     """
+    dim = 3 * patch_size ** 2
     stats = []
     for images in (images_a, images_b):
-        patches = extract_patches(images.double(), patch_size).reshape(-1, 3 * patch_size ** 2)
-        stats.append(GaussianStats(patches.shape[-1]).update(patches))
-    (a, b), dim = stats, 3 * patch_size ** 2
+        total = GaussianStats(dim)
+        for image in images:
+            total.update(F.unfold(image[None].double(), patch_size, stride=stride)[0].T)
+        stats.append(total)
+    a, b = stats
     return w2(a.mean, a.cov, b.mean, b.cov) / dim
 
 
 def theory_check(x: torch.Tensor, x_star: torch.Tensor, x_hat0: torch.Tensor, round_trip_star: torch.Tensor,
-                 lowpass_sigma: float = 8.0) -> dict:
+                 lowpass_sigma: float = 8.0, w2_dim: float | None = None) -> dict:
     """The PSNR cost of x̂0 against the theory, and where its extra error comes from.
 
     Theory (MMSE restorer): MSE(x̂0) = D* + W2²(p_x*, p_x) <= 2 D*, a PSNR cost of at most
@@ -259,12 +278,12 @@ def theory_check(x: torch.Tensor, x_star: torch.Tensor, x_hat0: torch.Tensor, ro
     (``vae_share``: MSE(D(E(x*)), x*) / excess) and split into its low-pass part
     (``lowpass_share``: energy of x̂0 - x* below a Gaussian blur of ``lowpass_sigma`` px,
     i.e. colour and brightness shifts). ``reason`` names the dominant one when the bound is
-    exceeded.
+    exceeded. ``w2_dim``: :func:`pixel_w2_per_dim` of (x*, x) when already computed.
     """
     mse_star = (x_star.double() - x.double()).square().mean().item()
     mse_zero = (x_hat0.double() - x.double()).square().mean().item()
     cost = 10.0 * math.log10(mse_zero / mse_star)
-    w2_dim = pixel_w2_per_dim(x_star, x)
+    w2_dim = pixel_w2_per_dim(x_star, x) if w2_dim is None else w2_dim
     predicted = 10.0 * math.log10((mse_star + w2_dim) / mse_star)
     change = (x_hat0 - x_star).double()
     radius = int(3 * lowpass_sigma)
@@ -315,19 +334,25 @@ def _perception_models(device: torch.device, inception: bool, lpips: bool):
 
 
 def _ridge_ablation(vae: Encoder, design: Design, stats_clean, stats_star, z_star: torch.Tensor,
-                    x_star: torch.Tensor, patch_size: int, split: str) -> pd.DataFrame:
-    """PSNR cost and detail change of x̂0 on the FITTING images of fold 0 (in-sample), per ridge."""
+                    x_star: torch.Tensor, patch_size: int, split: str, n_measured: int = 8) -> pd.DataFrame:
+    """PSNR cost and detail change of x̂0 on the FITTING images of fold 0 (in-sample), per ridge.
+
+    The operators are fitted on all fitting images; x̂0 is measured on the first ``n_measured``
+    source images (the cost is decoding), against their clean versions (the authors' ``same``
+    design: those are the target images themselves).
+    """
     target_idx, source_idx = design.folds[0][1][split]
-    clean, restored = design.images[target_idx], x_star[source_idx]
+    measured = source_idx[:n_measured]
+    clean, restored = design.images[measured], x_star[measured]
     detail = DetailFrechet(clean)
     psnr = lambda a, b: 10.0 * math.log10(1.0 / (a.double() - b.double()).square().mean().item())  # noqa: E731
-    base_psnr = psnr(restored, design.images[source_idx])
+    base_psnr = psnr(restored, clean)
     rows = []
     for name, ridge, eps in RIDGE_SETTINGS:
         operator = LatentOT.from_stats(vae, _merged(stats_star, source_idx), _merged(stats_clean, target_idx),
                                        patch_size=patch_size, eps=eps, ridge=ridge)
-        moved = operator.decode_moved(z_star[source_idx], restored, 0.0, "direct").cpu()
-        rows.append({"ridge": name, "psnr_cost_db": base_psnr - psnr(moved, design.images[source_idx]),
+        moved = operator.decode_moved(z_star[measured], restored, 0.0, "direct").cpu()
+        rows.append({"ridge": name, "psnr_cost_db": base_psnr - psnr(moved, clean),
                      "detail_x_star": detail(restored), "detail_x_hat0": detail(moved),
                      "degenerate": operator.operator.noise_root is not None})
     return pd.DataFrame(rows)
@@ -405,6 +430,7 @@ def run_task(
               for split in splits for decode in decodes}
     latent_w2_fitted = {split: [] for split in splits}
     image_size = tuple(design.images.shape[-2:])
+    round_trip_star = torch.empty(len(evaluated), *design.images.shape[1:])   # D(E(x*)), for the theory check
     for held_out, sets in tqdm(design.folds, desc=f"{task} / {restorer}: transport", mininterval=5):
         rows, unmoved = [position[i] for i in held_out], None
         for split in splits:
@@ -414,9 +440,10 @@ def run_task(
             latent_w2_fitted[split].append(operator.latent_w2)
             moved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 0.0),
                              torch.tensor(held_out), batch_size, torch.device("cpu"))
-            if unmoved is None and "residual" in decodes:   # D(T_1(z)) ≈ D(E(x*)): once per fold
+            if unmoved is None:   # D(T_1(z)), i.e. D(E(x*)) through the same arithmetic: once per fold
                 unmoved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 1.0),
                                    torch.tensor(held_out), batch_size, torch.device("cpu"))
+                round_trip_star[rows] = unmoved
             for decode in decodes:
                 x_hat0[(split, decode)][rows] = moved if decode == "direct" else \
                     x_star[held_out] + (moved - unmoved)
@@ -465,14 +492,15 @@ def run_task(
     star_key = next(key for key, row in rows if row["signal"] == "x_star")
     table = pd.DataFrame([{**row, **bootstrap.summary(key), **bootstrap.difference(key, star_key),
                            "n_photos": bootstrap.n_photos, "n_crops": len(evaluated)} for key, row in rows])
+    table = table.reindex(columns=list(dict.fromkeys(TABLE_COLUMNS + list(table.columns))))
     table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"),
                                          table.fit_split.map({s: float(np.mean(v)) for s, v in
                                                               latent_w2_fitted.items()}), np.nan)
 
     headline = (fit_split, decodes[0])
-    round_trip_star = _batched(lambda z: vae.decode(z, tuple(x.shape[-2:])), z_star[evaluated], batch_size, device_)
-    theory = {decode: theory_check(x, star, x_hat0[(fit_split, decode)].clamp(0, 1), round_trip_star)
-              for decode in decodes}
+    w2_dim = pixel_w2_per_dim(star, x)
+    theory = {decode: theory_check(x, star, x_hat0[(fit_split, decode)].clamp(0, 1), round_trip_star,
+                                   w2_dim=w2_dim) for decode in decodes}
     ridge_table = _ridge_ablation(vae, design, stats_clean, stats_star, z_star, x_star, patch_size, fit_split)
     images_out = {"x": x, "y": y[evaluated], "x_star": star, "xe": xe, "x_hat0": x_hat0[headline].clamp(0, 1)}
     images_out.update({f"x_hat0_{decode}": x_hat0[(fit_split, decode)].clamp(0, 1) for decode in decodes})

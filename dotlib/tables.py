@@ -21,6 +21,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .io import write_text
+
 __all__ = [
     "COLUMNS",
     "TASK_LABELS",
@@ -28,6 +30,7 @@ __all__ = [
     "FINDING_METRICS",
     "findings",
     "findings_markdown",
+    "frame_markdown",
     "headline_rows",
     "poster_rows",
     "signal_row",
@@ -194,9 +197,9 @@ def _footnotes(missing: set[str], notes: Mapping[str, str] | None, latex: bool) 
     return lines
 
 
-def _layout(table: pd.DataFrame, columns: Sequence[Column], latex: bool, alphas, perception
-            ) -> tuple[list[list[str]], list[int], set[str]]:
-    rows = poster_rows(table, alphas, perception)
+def _layout(table: pd.DataFrame, columns: Sequence[Column], latex: bool, alphas, perception,
+            fit_split: str, decode: str) -> tuple[list[list[str]], list[int], set[str]]:
+    rows = poster_rows(table, alphas, perception, fit_split, decode)
     body, block_starts, missing = [], [], set()
     previous = None
     for _, row in rows.iterrows():
@@ -223,10 +226,11 @@ def _arrow(column: Column, latex: bool) -> str:
     return " ↑" if column.higher_is_better else " ↓"
 
 
-def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas="auto",
-                perception: str = "swd", notes: Mapping[str, str] | None = None) -> str:
+def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas=(0.5, 0.0),
+                perception: str = "swd", notes: Mapping[str, str] | None = None, fit_split: str = "same",
+                decode: str = "direct") -> str:
     """The poster table as GitHub Markdown; ``notes`` maps a metric key to why it is missing."""
-    body, _, missing = _layout(table, columns, False, alphas, perception)
+    body, _, missing = _layout(table, columns, False, alphas, perception, fit_split, decode)
     header = ["Task", "Signal"] + [c.header + _arrow(c, False) for c in columns]
     lines = ["| " + " | ".join(header) + " |",
              "| " + " | ".join([":--", ":--"] + ["--:"] * len(columns)) + " |"]
@@ -238,10 +242,11 @@ def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas
     return "\n".join(lines) + "\n"
 
 
-def to_latex(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas="auto",
-             perception: str = "swd", notes: Mapping[str, str] | None = None) -> str:
+def to_latex(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas=(0.5, 0.0),
+             perception: str = "swd", notes: Mapping[str, str] | None = None, fit_split: str = "same",
+             decode: str = "direct") -> str:
     """The poster table as a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
-    body, block_starts, missing = _layout(table, columns, True, alphas, perception)
+    body, block_starts, missing = _layout(table, columns, True, alphas, perception, fit_split, decode)
     header = ["Task", "Signal"] + [c.latex + _arrow(c, True) for c in columns]
     lines = [r"\begin{tabular}{ll" + "r" * len(columns) + "}", r"\toprule",
              " & ".join(header) + r" \\", r"\midrule"]
@@ -263,9 +268,25 @@ def write_tables(table: pd.DataFrame, folder: str | Path, stem: str = "poster",
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     markdown, latex = folder / f"{stem}.md", folder / f"{stem}.tex"
-    markdown.write_text(to_markdown(table, notes=notes, **options), encoding="utf-8")
-    latex.write_text(to_latex(table, notes=notes, **options), encoding="utf-8")
+    write_text(to_markdown(table, notes=notes, **options), markdown)
+    write_text(to_latex(table, notes=notes, **options), latex)
     return markdown, latex
+
+
+def frame_markdown(frame: pd.DataFrame, decimals: int = 3) -> str:
+    """A small data frame as a Markdown table (floats to ``decimals``, numbers right-aligned)."""
+    def cell(value) -> str:
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.{decimals}f}"
+        return str(value)
+
+    align = ["--:" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+             else ":--" for c in frame.columns]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
 
 
 def signal_row(table: pd.DataFrame, signal: str, alpha: float | None = None) -> pd.Series:

@@ -9,6 +9,8 @@ from there. The learning rate follows a linear warm-up then a cosine decay over
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import crop_batch, load_photo, split_photos
+from .io import atomic_path
 
 __all__ = ["EMBEDDED_VAE_CONFIG", "build_embedded_vae", "train_vae", "TrainingPhotos"]
 
@@ -93,6 +96,21 @@ def _learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
     return 0.01 * peak + 0.99 * peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def save_pretrained_atomic(model, output_dir: str | Path) -> Path:
+    """``model.save_pretrained(output_dir)`` (safetensors) where each file is replaced atomically.
+
+    The files are written to a temporary folder beside ``output_dir`` and moved in with
+    ``os.replace``, so an interrupted save never leaves a half-written weight file.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output_dir.name}.", dir=output_dir.parent) as temporary:
+        model.save_pretrained(temporary, safe_serialization=True)
+        for file in sorted(Path(temporary).iterdir()):
+            os.replace(file, output_dir / file.name)
+    return output_dir
+
+
 @torch.no_grad()
 def reconstruction_psnr(vae, images: torch.Tensor, device: torch.device) -> float:
     """Mean PSNR (dB) of ``decode(encode(x))`` over a batch ``[B, 3, H, W]``."""
@@ -147,17 +165,15 @@ def train_vae(
         start, log = state["step"], state["log"]
         print(f"resuming from step {start} ({checkpoint_path})")
     if start >= steps:
-        vae.save_pretrained(output_dir, safe_serialization=True)
+        save_pretrained_atomic(vae, output_dir)
         return pd.DataFrame(log)
 
     def save_checkpoint(step: int) -> None:
-        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = checkpoint_path.with_suffix(".tmp")
-        torch.save({"model": vae.state_dict(), "optimiser": optimiser.state_dict(),
-                    "generator": photos.generator.get_state(), "step": step, "log": log},
-                   temporary)
-        temporary.replace(checkpoint_path)
-        vae.save_pretrained(output_dir, safe_serialization=True)
+        with atomic_path(checkpoint_path) as temporary:
+            torch.save({"model": vae.state_dict(), "optimiser": optimiser.state_dict(),
+                        "generator": photos.generator.get_state(), "step": step, "log": log},
+                       temporary)
+        save_pretrained_atomic(vae, output_dir)
 
     vae.train()
     began = time.perf_counter()
@@ -284,11 +300,9 @@ def train_restorer(
         print(f"{task}: resuming from step {start} ({checkpoint_path})")
 
     def save(step: int) -> None:
-        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = checkpoint_path.with_suffix(".tmp")
-        torch.save({"task": task, "model": net.state_dict(), "optimiser": optimiser.state_dict(),
-                    "generator": photos.generator.get_state(), "step": step, "log": log}, temporary)
-        temporary.replace(checkpoint_path)
+        with atomic_path(checkpoint_path) as temporary:
+            torch.save({"task": task, "model": net.state_dict(), "optimiser": optimiser.state_dict(),
+                        "generator": photos.generator.get_state(), "step": step, "log": log}, temporary)
         save_mse_net(net, output_path, task, steps=str(step), seed=str(seed), train_split="train",
                      crop=str(crop), batch_size=str(batch_size))
 

@@ -31,16 +31,25 @@ def images(batch=2, height=37, width=53, seed=0):
     return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
 
 
-def test_pixel_encoder_is_identity():
+def test_pixel_encoder_works_in_minus_one_one():
+    """Pixel latents are the images scaled to [-1, 1], as the VAEs see them and as the
+    authors' code does without a VAE (issue #11; they were the [0, 1] images before)."""
     encoder = load_encoder("pixel")
-    x = images()
+    x = torch.cat([images(), torch.tensor([0.0, 0.25, 1.0]).reshape(1, 3, 1, 1).expand(1, 3, 37, 53)])
     z = encoder.encode(x)
     assert (encoder.factor, encoder.latent_channels, encoder.name) == (1, 3, "pixel")
-    assert torch.equal(z, x) and z.data_ptr() != x.data_ptr()
-    assert torch.equal(encoder.decode(z), x)
-    assert torch.equal(encoder.round_trip(x), x)
-    # decoding clamps transported values back into [0, 1]
-    assert torch.equal(encoder.decode(z * 3 - 1), (x * 3 - 1).clamp(0, 1))
+    assert torch.equal(z, 2 * x - 1) and z.min() == -1 and z.max() == 1
+    # the same float32 numbers as the authors' Normalize(mean=0.5, std=0.5)
+    assert torch.equal(z, (x - 0.5) / 0.5)
+    assert torch.equal(encoder.decode(z), (z + 1) / 2)
+    # the round trip rounds 2x - 1 near -1 only: exact for x >= 0.25, within 2^-26 below
+    back = encoder.round_trip(x)
+    assert torch.equal(back[x >= 0.25], x[x >= 0.25]) and (back - x).abs().max() <= 2 ** -26
+    # decoding clamps transported values back into [0, 1], unless clamp=False
+    moved = z * 3 - 1
+    assert torch.equal(encoder.decode(moved), ((moved + 1) / 2).clamp(0, 1))
+    assert torch.equal(encoder.decode(moved, clamp=False), (moved + 1) / 2)
+    assert encoder.decode(moved, clamp=False).min() < 0
     with pytest.raises(ValueError, match="identity"):
         load_encoder("pixel", sample=True)
 
@@ -59,9 +68,11 @@ def test_folder_loads_through_diffusers_and_matches_it(kl_folder):
     with torch.no_grad():
         padded = F.pad(x, (0, 1, 0, 1), mode="replicate") * 2 - 1
         mean = vae.encode(padded).latent_dist.mean
-        decoded = ((vae.decode(mean).sample + 1) / 2).clamp(0, 1)[:, :, :37, :53]
+        raw = ((vae.decode(mean).sample + 1) / 2)[:, :, :37, :53]
+        decoded = raw.clamp(0, 1)
     assert torch.allclose(z, mean, atol=1e-5)
     assert torch.allclose(y, decoded, atol=1e-5)
+    assert torch.allclose(encoder.decode(z, size=(37, 53), clamp=False), raw, atol=1e-5)
     assert torch.equal(encoder.round_trip(x), y)
     with pytest.raises(ValueError, match="does not match"):
         encoder.decode(z, size=(40, 53))

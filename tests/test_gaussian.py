@@ -92,13 +92,17 @@ def test_ot_map_ridge_follows_the_authors_convention() -> None:
     eps = 1e-3
     shifted_target = cov_t + eps * np.linalg.inv(cov_s)
     assert relative(ot_map(cov_s, cov_t, eps=eps), ot_map(cov_s, shifted_target, eps=0.0)) < 1e-10
-    # An indefinite inner matrix loses its most negative eigenvalue before the root.
+    # An inner matrix made indefinite by rounding loses its most negative eigenvalue before
+    # the root; a covariance that is indefinite beyond rounding is refused.
     q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
-    values = np.array([-0.2, 0.1, 0.5, 1.0, 2.0])
+    values = np.array([-5e-8, 0.1, 0.5, 1.0, 2.0])  # within the tolerance 1e-8 · D · max|λ| = 1e-7
     indefinite = q @ np.diag(values) @ q.T
     indefinite = (indefinite + indefinite.T) / 2
-    expected = q @ np.diag(np.sqrt(values + 0.2 + eps)) @ q.T
+    expected = q @ np.diag(np.sqrt(values + 5e-8 + eps)) @ q.T
     assert relative(ot_map(np.eye(5), indefinite, eps=eps), expected) < 1e-10
+    values[0] = -0.2
+    with pytest.raises(ValueError, match="cov_t is not positive semi-definite"):
+        ot_map(np.eye(5), q @ np.diag(values) @ q.T, eps=eps)
 
 
 @pytest.mark.parametrize("dim,rank", [(10, 3), (100, 40)])
@@ -264,3 +268,45 @@ def test_stats_input_errors() -> None:
         GaussianStats(0)
     with pytest.raises(RuntimeError, match="not initialised"):
         stats.all_reduce()
+
+
+# ------------------------------------------------------- covariances must be PSD
+
+
+def test_indefinite_covariances_are_refused_everywhere() -> None:
+    eye, zero = np.eye(3), np.zeros(3)
+    negative = -eye
+    calls = {
+        "w2": lambda: w2(zero, negative, zero, eye),  # was 0.0: a silent wrong result
+        "ot_map": lambda: ot_map(eye, negative),
+        "degenerate_ot_map": lambda: degenerate_ot_map(negative, eye),
+        "gaussian_map": lambda: gaussian_map(negative, eye),
+        "sqrtm_psd": lambda: sqrtm_psd(negative),
+        "inv_sqrtm_psd": lambda: inv_sqrtm_psd(negative),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"not positive semi-definite.*smallest eigenvalue is -1\.0"):
+            call()
+    # one clearly negative direction in an otherwise healthy matrix is caught too
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 6)))
+    almost = q @ np.diag([-1e-3, 1.0, 1.0, 2.0, 3.0, 4.0]) @ q.T
+    with pytest.raises(ValueError, match="cov_t is not positive semi-definite"):
+        w2(np.zeros(6), np.eye(6), np.zeros(6), torch.from_numpy(almost))
+
+
+def test_singular_and_rounded_covariances_from_data_are_accepted() -> None:
+    rng = np.random.default_rng(5)
+    # rank-deficient sample covariances (fewer samples than dimensions), computed both ways
+    samples = rng.standard_normal((20, 64)) * np.logspace(0, -6, 64)
+    stats = GaussianStats(64).update(samples)
+    low_rank = stats.cov
+    assert torch.linalg.eigvalsh(low_rank).min() < 0  # rounding leaves tiny negative eigenvalues
+    full = GaussianStats(64).update(rng.standard_normal((500, 64)))
+    assert w2(stats.mean, low_rank, full.mean, full.cov) > 0
+    a, noise = gaussian_map(low_rank, full.cov)
+    assert noise is not None and torch.isfinite(a).all()
+    assert torch.isfinite(sqrtm_psd(low_rank)).all()
+    # an exactly singular matrix with rounding noise of order 1e-16 · max|λ|
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    singular = q @ np.diag([0.0, 0.0, 1e-12, 0.5, 1.0, 2.0, 3.0, 4.0]) @ q.T
+    assert w2(np.zeros(8), singular, np.zeros(8), singular) == pytest.approx(0.0, abs=1e-9)

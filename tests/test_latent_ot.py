@@ -144,9 +144,12 @@ def test_alpha_one_returns_x_star_exactly():
 
 def test_eq2_mixing_and_latent_mode():
     source, target = blurry(uniform_images(4, 32, seed=1)), uniform_images(4, 32, seed=2)
-    model = LatentOT("pixel", patch_size=3).update(source, "source").update(target, "target")
+    # bicubic x4 patches are nearly singular (λmin(Σs) ≈ 1e-7 with pixel latents in [-1, 1]):
+    # an absolute ridge of 1e-6 sends them to the degenerate map (the relative default does not)
+    model = LatentOT("pixel", patch_size=3, ridge="absolute", eps=1e-6)
+    model.update(source, "source").update(target, "target")
     model.fit()
-    assert model.operator.noise_root is not None  # bicubic x4 patches are singular: degenerate map
+    assert model.operator.noise_root is not None  # degenerate map
     x_star = blurry(uniform_images(2, 32, seed=3))
     x_hat0 = model.transport(x_star)
     assert torch.equal(model.transport(x_star, mode="latent"), x_hat0)
@@ -168,7 +171,8 @@ def test_noise_is_seeded():
     x_star = blurry(uniform_images(2, 32, seed=3))
     outputs = []
     for seed in (0, 0, 1):
-        model = LatentOT("pixel", patch_size=3, seed=seed).update(source, "source").update(target, "target")
+        model = LatentOT("pixel", patch_size=3, ridge="absolute", eps=1e-6, seed=seed)  # degenerate map (noise)
+        model.update(source, "source").update(target, "target")
         model.fit()
         outputs.append(model.transport(x_star))
     assert torch.equal(outputs[0], outputs[1])
@@ -368,4 +372,5 @@ def test_notebook_02_runs_and_saves_a_loadable_operator(tmp_path):
         assert (tmp_path / "figures" / f"02_spectra_sr4__bicubic__pixel__p3.{suffix}").stat().st_size > 1000
     row = pd.read_csv(tmp_path / "tables" / "02_reconstruction_pixel.csv")
     assert row.loc[0, "ssim"] == pytest.approx(1.0)  # the identity reconstructs exactly
-    assert math.isinf(row.loc[0, "psnr"])
+    # pixel latents are 2x - 1 in float32: the round trip rounds below x = 0.25 (<= 1.5e-8)
+    assert row.loc[0, "psnr"] > 140

@@ -14,7 +14,10 @@ from PIL import Image, ImageFilter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dotlib import metrics as M
+from dotlib.gaussian import w2
 from dotlib.metrics import sliced_wasserstein as swd_module
+from dotlib.metrics.detail import DetailFrechet, frechet_batched
+from dotlib.metrics.paired import PairedBootstrap
 from dotlib.data import load_photo, split_photos
 
 
@@ -279,12 +282,67 @@ def test_laplacian_pyramid_reconstructs_exactly(photo_pair):
     assert torch.allclose(image, clean.double(), atol=1e-12)
 
 
-def test_exact_w1_of_unequal_sets_matches_scipy():
-    rng = np.random.default_rng(1)
-    a, b = rng.standard_normal((3, 50)), 0.3 + 2 * rng.standard_normal((3, 70))
-    ours = M.SlicedWasserstein._w1(torch.from_numpy(np.sort(a)), torch.from_numpy(np.sort(b)))
-    expected = np.mean([scipy.stats.wasserstein_distance(a[i], b[i]) for i in range(3)])
-    assert ours == pytest.approx(expected, rel=1e-12)
+def test_grid_swd_equals_the_exact_sliced_w1_of_scipy(eval_tiles):
+    """The CDF-grid integral is the exact 1-D W1 of each projection up to the grid step."""
+    reference, evaluated = eval_tiles[0][:6], eval_tiles[1][:6]
+    index = M.SlicedWasserstein(reference, directions=16, grid=4096)
+    ours = index(evaluated).levels
+    for level, (ref_band, band) in enumerate(zip(index.descriptors(reference), index.descriptors(evaluated))):
+        a = index._project(band, level).permute(1, 0, 2).flatten(1).numpy()        # [dirs, N·P]
+        b = index._project(ref_band, level).permute(1, 0, 2).flatten(1).numpy()
+        low, high = index._grid[level][:, :1].numpy(), index._grid[level][:, -1:].numpy()
+        a, b = np.clip(a, low, high), np.clip(b, low, high)                  # the definition clips to the grid
+        exact = np.mean([scipy.stats.wasserstein_distance(a[d], b[d]) for d in range(a.shape[0])])
+        assert ours[level] == pytest.approx(exact, rel=2e-3, abs=1e-4)
+
+
+def test_swd_and_detail_of_a_flat_image_are_finite_and_larger_than_a_mild_blur(eval_tiles):
+    reference, evaluated = eval_tiles
+    flat = torch.full_like(evaluated, 0.5)
+    swd_index, detail_index = M.SlicedWasserstein(reference), DetailFrechet(reference)
+    swd_flat, swd_blur = swd_index(flat).mean, swd_index(blur(evaluated, 1.0)).mean
+    assert math.isfinite(swd_flat) and swd_flat > swd_blur > swd_index(evaluated).mean
+    detail_flat, detail_blur = detail_index(flat), detail_index(blur(evaluated, 1.0))
+    assert detail_flat == pytest.approx(1.0, abs=0.01) and detail_flat > detail_blur > detail_index(evaluated)
+
+
+def test_detail_index_ignores_colour_and_sees_noise(eval_tiles):
+    reference, evaluated = eval_tiles
+    index = DetailFrechet(reference)
+    tinted = (evaluated * torch.tensor([1.0, 0.95, 0.9]).view(1, 3, 1, 1)).clamp(0, 1)
+    assert index(reference) == 0.0
+    assert index(tinted) < 0.5 * index(noise(evaluated, 10 / 255))
+
+
+def test_batched_frechet_equals_gaussian_w2():
+    rng = np.random.default_rng(4)
+    means = torch.from_numpy(rng.standard_normal((3, 5)))
+    factors = torch.from_numpy(rng.standard_normal((3, 5, 5)))
+    covs = factors @ factors.transpose(1, 2)
+    batched = frechet_batched(means[:2], covs[:2], means[1:], covs[1:])
+    for k in range(2):
+        assert batched[k].item() == pytest.approx(w2(means[k], covs[k], means[k + 1], covs[k + 1]), rel=1e-9)
+
+
+def test_paired_bootstrap_of_a_set_against_itself_is_zero(eval_tiles):
+    reference, evaluated = eval_tiles[0][:12], eval_tiles[1][:12]
+    photos = [f"photo{i // 2}" for i in range(12)]
+    paired = PairedBootstrap(reference, photos, n_resamples=30, swd_options={"directions": 32})
+    paired.add("x", reference)
+    paired.add("restored", blur(reference, 1.5))
+    paired.add("same", blur(reference, 1.5))
+    clean = paired.summary("x")
+    assert clean["swd"] == clean["swd_sd"] == clean["detail"] == clean["detail_sd"] == clean["mse"] == 0.0
+    same = paired.difference("same", "restored")
+    assert all(value == 0.0 for value in same.values())            # [0, 0] for every metric
+    gap = paired.difference("x", "restored")                        # the clean set beats the blurred one
+    assert gap["d_psnr"] == math.inf or gap["d_mse_hi"] < 0
+    assert gap["d_swd_hi"] < 0 and gap["d_detail_hi"] < 0
+    assert gap["d_swd_lo"] <= gap["d_swd"] <= gap["d_swd_hi"]
+    table = paired.table("restored")
+    assert list(table.signal) == ["x", "restored", "same"] and (table.n_photos == 6).all()
+    with pytest.raises(ValueError, match="already added"):
+        paired.add("x", reference)
 
 
 def test_swd_ranks_degradations_on_eval_photos(eval_tiles):

@@ -110,13 +110,15 @@ def test_collage(tmp_path):
 
 def test_poster_table_markdown_and_latex(tmp_path):
     table = study_table()
-    rows = tables.poster_rows(table)
+    rows = tables.poster_rows(table, alphas="auto")
     sr4 = rows[rows.task.eq("sr4")]
     assert list(sr4.signal) == ["x", "xe", "y", "x_star", "x_alpha", "x_alpha", "x_alpha"]
     assert list(sr4.alpha.iloc[4:]) == pytest.approx([0.9, -0.2, 0.0])
+    fixed = tables.poster_rows(table)                  # default: α fixed in advance, not chosen on the data
+    assert list(fixed[fixed.task.eq("sr4")].alpha.iloc[4:]) == pytest.approx([0.5, 0.0])
 
     notes = {"fid": "Inception weights inception-2015-12-05.pt not found (set DOTLIB_INCEPTION_PATH)"}
-    markdown = tables.to_markdown(table, notes=notes)
+    markdown = tables.to_markdown(table, notes=notes, alphas="auto")
     lines = markdown.splitlines()
     assert lines[0].startswith(
         "| Task | Signal | PSNR ↑ | SSIM ↑ | LPIPS ↓ | FID ↓ | IS ↑ | KID ×10³ ↓ "
@@ -128,32 +130,33 @@ def test_poster_table_markdown_and_latex(tmp_path):
     assert f"— FID: {notes['fid']}" in markdown
     assert "— LPIPS: not computed for these rows" in markdown and "— SWD" not in markdown
 
-    latex = tables.to_latex(table, notes=notes)
+    latex = tables.to_latex(table, notes=notes, alphas="auto")
     assert latex.startswith(r"\begin{tabular}{llrrrrrrrr}") and latex.rstrip().endswith(r"\end{tabular}")
     assert r"SISR $\times 4$ & $\mathbf{x}$ & $\infty$ & 1.000 $\pm$ 0.030 & --- &" in latex
     assert r"$\hat{\mathbf{x}}_{0.9}$" in latex and latex.count(r"\midrule") == 2
     assert r"inception-2015-12-05.pt not found (set DOTLIB\_INCEPTION\_PATH)" in latex
 
-    md_path, tex_path = tables.write_tables(table, tmp_path / "tables", notes=notes)
+    md_path, tex_path = tables.write_tables(table, tmp_path / "tables", notes=notes, alphas="auto")
     assert md_path.read_text(encoding="utf-8") == markdown and tex_path.read_text(encoding="utf-8") == latex
     explicit = tables.poster_rows(table, alphas=[1.5])
     assert list(explicit[explicit.task.eq("sr4")].alpha.iloc[4:]) == [1.5]
 
 
-def test_findings_state_the_claim_per_task():
+def test_findings_say_better_only_where_the_interval_excludes_zero():
     table = study_table()
-    summary = tables.findings(table)
-    assert list(summary.task) == ["awgn50", "sr4"] and summary.holds.all()
-    sr4 = summary.set_index("task").loc["sr4"]
-    # sr4 is the first task: D* = 0.002, W2² = 0.0015, α = 0 adds the bump 5e-5.
-    assert sr4.psnr_x_hat0 == pytest.approx(-10 * math.log10(0.002 + 0.0015 + 0.00005))
-    assert sr4.psnr_x_star == pytest.approx(-10 * math.log10(0.002))
-    assert sr4.best_alpha == 0.0 and sr4.swd_best == pytest.approx(0.02)
-    assert sr4.latent_w2_x == pytest.approx(0.504) and sr4.latent_w2_x_hat0 == pytest.approx(0.52)
-    # x̂0 with a worse perceptual index than x*: the claim does not hold.
-    worse = table.copy()
-    worse.loc[worse.signal.eq("x_alpha") & np.isclose(worse.alpha, 0.0), "swd"] = 0.2
-    assert not tables.findings(worse).holds.any()
+    table["fit_split"], table["decode"] = np.where(table.signal.eq("x_alpha"), "same", ""), \
+        np.where(table.signal.eq("x_alpha"), "direct", "")
+    table["n_photos"] = 18
+    for metric in ("psnr", "ssim", "swd", "detail"):
+        table[f"d_{metric}"], table[f"d_{metric}_lo"], table[f"d_{metric}_hi"] = -1.0, -2.0, -0.5
+    zero = table.signal.eq("x_alpha") & np.isclose(table.alpha, 0.0)
+    table.loc[zero & table.task.eq("awgn50"), ["d_detail_lo", "d_detail_hi"]] = [-0.1, 0.2]
+    summary = tables.findings(table, alphas=(0.0,))
+    assert list(summary.task) == ["awgn50", "sr4"] and list(summary.fit_split) == ["same", "same"]
+    sr4, awgn = summary.set_index("task").loc["sr4"], summary.set_index("task").loc["awgn50"]
+    assert sr4.psnr_verdict == "worse" and sr4.swd_verdict == "better" and sr4.paper_claim
+    assert awgn.detail_verdict == "no change detected" and awgn.paper_claim    # SWD better, detail unchanged
+    assert tables.verdict(0.1, 0.3, lower_is_better=True) == "worse"
     markdown = tables.findings_markdown(summary)
-    assert "SWD ×10³" in markdown and markdown.count("| yes |") == 2
-    assert "| SISR ×4 · mse_net | 26.99 / 150.0 | 24.50 / 20.0 | 0: 24.50 / 20.0 | 0.65 → 0.52 (0.50) | yes |" in markdown
+    assert "| SISR ×4 · mse_net | same · direct | 0 | -1.00 [-2.00, -0.50] |" in markdown
+    assert "no change detected" in markdown and markdown.count("| yes |") == 2

@@ -150,3 +150,103 @@ def test_jobs_run_steps_at_once_and_inputs_wait_for_earlier_steps(tmp_path, monk
     with pytest.raises(ValueError, match="jobs must be a positive integer"):
         (tmp_path / "bad.yaml").write_text("jobs: 0\nsteps:\n  a: {notebook: span.ipynb, output: x.ipynb}\n")
         load_study(tmp_path / "bad.yaml")
+
+
+# ------------------------------------------------------------ study files are checked
+
+
+STEP = "    notebook: write.ipynb\n    output: results/first.ipynb\n"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("parametres: {}\nsteps:\n  first:\n" + STEP,
+     r"unknown key 'parametres'.*known keys: assets, jobs, name, steps"),
+    ("steps:\n  first:\n" + STEP + "    ouputs: [x.csv]\n",
+     r"step 'first': unknown key 'ouputs' \(did you mean 'outputs'\?\); known keys: inputs, notebook, output, "
+     r"outputs, parameters"),
+    ("steps:\n  first:\n" + STEP + "  first:\n" + STEP,
+     r"duplicate key 'first' \(first given on line 2"),
+    ("steps:\n  first:\n" + STEP + "    parameters: {value: 1, value: 2}\n", "duplicate key 'value'"),
+    ("steps:\n  first:\n" + STEP + "    outputs: results/x.csv\n", r"step 'first': 'outputs' must be a list"),
+    ("steps:\n  first:\n" + STEP + "    parameters: [value, 1]\n", r"step 'first': 'parameters' must be a mapping"),
+    ("jobs: two\nsteps:\n  first:\n" + STEP, "'jobs' must be an integer"),
+    ("steps:\n  first:\n    output: results/first.ipynb\n", r"step 'first' lacks 'notebook'"),
+    ("assets:\n  - {kind: disk, path: x, what: y, how: z}\nsteps:\n  first:\n" + STEP,
+     "asset 1: kind must be one of file, folder, huggingface"),
+])
+def test_study_files_are_checked_against_the_schema(study_dir, text, match):
+    (study_dir / "bad.yaml").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_study(study_dir / "bad.yaml")
+
+
+def test_anchors_and_merge_keys_are_allowed(study_dir):
+    (study_dir / "anchors.yaml").write_text(
+        "x-common: &common {value: 3, out: results/a.txt}\n"
+        "steps:\n  first:\n" + STEP + "    parameters: {<<: *common, value: 4}\n")
+    assert load_study(study_dir / "anchors.yaml").steps["first"].parameters == {"value": 4, "out": "results/a.txt"}
+
+
+def test_notebook_parameters_are_checked_before_anything_runs(study_dir):
+    from dotlib.reproduce import check_parameters, notebook_parameters
+
+    notebook = study_dir / "write.ipynb"
+    assert notebook_parameters(notebook) == {"value": 1, "out": "out.txt"}
+    check_parameters(notebook, {"value": 3, "out": "x.txt"})
+    with pytest.raises(ValueError, match=r"'valeu' \(did you mean 'value'\?\) is not declared .*are: out, value"):
+        check_parameters(notebook, {"valeu": 3})
+    with pytest.raises(ValueError, match=r"'value' .* is the string '7', but its default is the number 1"):
+        check_parameters(notebook, {"value": "7"})
+    untagged = nbformat.v4.new_notebook()
+    untagged.cells = [nbformat.v4.new_code_cell("value = 1")]
+    nbformat.write(untagged, study_dir / "untagged.ipynb")
+    with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
+        check_parameters(study_dir / "untagged.ipynb", {"value": 2})
+
+    text = (study_dir / "study.yaml").read_text()
+    (study_dir / "study.yaml").write_text(text.replace("{value: 8, out: results/second.txt}",
+                                                       "{value: 8, output: results/second.txt}"))
+    with pytest.raises(ValueError, match=r"step 'second': parameter 'output' \(did you mean 'out'\?\)"):
+        run_study(load_study(study_dir / "study.yaml"))
+    assert not (study_dir / "results").exists()  # nothing ran, not even the good steps
+
+
+def _alive(pid: int) -> bool:
+    psutil = pytest.importorskip("psutil")
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_sigterm_stops_the_papermill_processes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "pyproject.toml").write_text("")  # a project root for main()
+    (tmp_path / "dotlib").mkdir()
+    _notebook(tmp_path / "nap.ipynb", "import os, time\nfrom pathlib import Path\n"
+                                      "Path(out).write_text(f'{os.getpid()} {os.getppid()}')\ntime.sleep(300)")
+    (tmp_path / "study.yaml").write_text(
+        "name: nap\nsteps:\n  nap: {notebook: nap.ipynb, output: results/nap.ipynb, parameters: {out: pids.txt}}\n")
+    runner = subprocess.Popen([sys.executable, "-m", "dotlib.reproduce", str(tmp_path / "study.yaml")],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        began = time.monotonic()
+        while not (tmp_path / "pids.txt").is_file() or not (tmp_path / "pids.txt").read_text():
+            assert runner.poll() is None, runner.stdout.read()
+            assert time.monotonic() - began < 120, "the notebook did not start"
+            time.sleep(0.2)
+        kernel, papermill = map(int, (tmp_path / "pids.txt").read_text().split())
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=60) == 143
+        assert "terminated" in runner.stdout.read()
+        deadline = time.monotonic() + 30
+        while (_alive(kernel) or _alive(papermill)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(papermill) and not _alive(kernel)
+    finally:
+        if runner.poll() is None:
+            runner.kill()

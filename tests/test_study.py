@@ -1,4 +1,4 @@
-"""The study runner end to end, on small crops with the embedded encoder."""
+"""The study runner: fitting designs, cross-fitting, residual decoding, intervals, end to end (small crops)."""
 
 from pathlib import Path
 
@@ -7,56 +7,91 @@ import pandas as pd
 import pytest
 import torch
 
+from dotlib.data import PHOTO_POOL
 from dotlib.degradations import TASKS
-from dotlib.study import default_alphas, describe_finding, fewshot_ablation, pixel_w2_per_dim, run_task
+from dotlib.encoders import load_encoder
+from dotlib.gaussian import GaussianStats
+from dotlib.latent_ot import LatentOT, Operator
+from dotlib.study import (describe_finding, design_for_pool, fitting_sets, pixel_w2_per_dim, run_task,
+                          theory_check)
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(size=64, n_fit=2, n_eval=2, alphas=[-0.5, 0.0, 0.5, 1.0, 1.5], operator_cache=None,
-             inception=False, lpips=False)
+SMALL = dict(size=64, n_fit=4, crops_per_photo=2, n_folds=3, alphas=[-0.5, 0.0, 0.5, 1.0, 1.5],
+             n_resamples=20, inception=False, lpips=False)
 
 
-def test_default_alphas_match_the_paper_sweep():
-    alphas = default_alphas()
-    assert len(alphas) == 31 and alphas[0] == -1.0 and alphas[-1] == 2.0
-    assert 0.0 in alphas and 1.0 in alphas and 0.1 in alphas
+def test_folds_cover_every_photo_once_and_never_fit_on_what_they_evaluate():
+    design = design_for_pool(size=64, crops_per_photo=2, n_folds=3, n_fit=8)
+    assert design.evaluated == list(range(design.images.shape[0]))
+    assert len(set(design.photos)) == len(PHOTO_POOL) >= 12
+    for evaluated, sets in design.folds:
+        held_out = {design.photos[i] for i in evaluated}
+        target, source = sets["same"]
+        assert target == source and len(target) == 8               # the authors' design: the same images
+        for split, (target, source) in sets.items():
+            fitted = {design.photos[i] for i in target + source}
+            assert not fitted & held_out, split                     # cross-fitting
+        target, source = sets["matched"]
+        assert [design.photos[i] for i in target] == [design.photos[i] for i in source]
+        assert not set(target) & set(source)                        # other crops of the same photos
+        target, source = sets["disjoint"]
+        assert not {design.photos[i] for i in target} & {design.photos[i] for i in source}
+
+
+def test_fitting_sets_same_uses_the_same_images_for_both_sides():
+    photos = ["a", "a", "b", "b", "c"]
+    target, source = fitting_sets(photos, 4, "same")
+    assert target == source == [0, 2, 4, 1]                        # round robin over photos
+    target, source = fitting_sets(photos, 4, "matched")
+    assert (target, source) == ([0, 2], [1, 3])
+    with pytest.raises(ValueError, match="unknown fit_split"):
+        fitting_sets(photos, 4, "paired")
+
+
+def test_residual_decoding_with_the_identity_map_returns_x_star_exactly():
+    vae = load_encoder("embedded")
+    images = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    model = LatentOT(vae, patch_size=3)
+    dim = model.dim
+    mean = torch.randn(dim, dtype=torch.float64)
+    model.operator = Operator(torch.eye(dim, dtype=torch.float64), mean, mean.clone(), None)
+    x_hat0 = model.transport(images, alpha=0.0, decode="residual")
+    assert torch.equal(x_hat0, images)
+    direct = model.transport(images, alpha=0.0, decode="direct")
+    assert not torch.equal(direct, images)                         # direct decoding adds the VAE's error
+    assert torch.allclose(direct, vae.round_trip(images), atol=1e-5)   # D(E(x*)) up to folding rounding
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_every_task_runs_end_to_end(task):
-    run = run_task(task, restorer="mse_net", encoder="embedded", **SMALL)
+    run = run_task(task, restorer="mse_net", ablation_splits=(), **{**SMALL, "crops_per_photo": 1})
     table = run.table
     assert list(table.signal[:4]) == ["x", "xe", "y", "x_star"]
-    assert list(table.alpha[4:]) == SMALL["alphas"]
+    assert (table.n_photos == len(PHOTO_POOL)).all()
     star = table[table.signal.eq("x_star")].iloc[0]
-    one = table[table.signal.eq("x_alpha") & table.alpha.eq(1.0)].iloc[0]
-    for column in ("psnr", "ssim", "mse", "swd"):
-        assert one[column] == star[column], column  # α = 1 is x* exactly
+    for decode in ("direct", "residual"):
+        one = table[table.signal.eq("x_alpha") & table.decode.eq(decode) & table.alpha.eq(1.0)].iloc[0]
+        for column in ("psnr", "mse", "swd", "detail"):
+            assert one[column] == star[column], column               # α = 1 is x* exactly
+            assert one[f"d_{column}"] == one[f"d_{column}_lo"] == one[f"d_{column}_hi"] == 0.0
     clean = table[table.signal.eq("x")].iloc[0]
-    assert clean.mse == 0 and clean.swd == 0
-    assert np.isfinite(table.latent_w2[table.signal.ne("x_alpha")]).all()
-    assert run.images["x_hat0"].shape == run.images["x"].shape
-    # fid/kid/is/lpips are recorded missing with a reason, never silently absent
-    assert set(run.missing) == {"fid", "kid", "is", "lpips"}
-    assert table.fid.isna().all()
+    assert clean.mse == clean.swd == clean.detail == clean.swd_sd == clean.detail_sd == 0.0
+    rows = table[table.signal.eq("x_alpha")]
+    for metric in ("psnr", "swd", "detail"):
+        assert (rows[f"d_{metric}_lo"] <= rows[f"d_{metric}"] + 1e-12).all()
+        assert (rows[f"d_{metric}"] <= rows[f"d_{metric}_hi"] + 1e-12).all()
+    assert set(run.missing) == {"fid", "kid", "is", "lpips"} and table.fid.isna().all()
+    assert set(run.theory) == {"direct", "residual"} and len(run.ridge) == 3
 
 
-def test_alpha_zero_is_the_transported_image_and_runs_repeat_exactly():
-    first = run_task("sr4", restorer="bicubic", encoder="embedded", **SMALL)
-    second = run_task("sr4", restorer="bicubic", encoder="embedded", **SMALL)
+def test_runs_repeat_exactly_and_the_ablation_is_measured_at_alpha_zero():
+    options = {**SMALL, "alphas": [0.0, 1.0], "decodes": ("direct",)}
+    first = run_task("sr4", restorer="bicubic", **options)
+    second = run_task("sr4", restorer="bicubic", **options)
     pd.testing.assert_frame_equal(first.table, second.table)
-    x_hat0 = first.operator.transport(first.images["x_star"], alpha=0.0)
-    assert torch.equal(x_hat0, first.images["x_hat0"])
-    zero = first.table[first.table.signal.eq("x_alpha") & first.table.alpha.eq(0.0)].iloc[0]
-    from dotlib.metrics import psnr
-    assert zero.psnr == pytest.approx(psnr(x_hat0, first.images["x"]).mean().item(), abs=1e-9)
-
-
-def test_operator_cache_is_reused(tmp_path):
-    first = run_task("awgn50", restorer="mse_net", **{**SMALL, "operator_cache": tmp_path})
-    cached = list(tmp_path.glob("awgn50__mse_net__*.safetensors"))
-    assert len(cached) == 1
-    second = run_task("awgn50", restorer="mse_net", **{**SMALL, "operator_cache": tmp_path})
-    pd.testing.assert_frame_equal(first.table, second.table)
+    sweep = first.table[first.table.signal.eq("x_alpha")]
+    assert sorted(sweep.fit_split.unique()) == ["disjoint", "matched", "same"]
+    assert list(sweep[sweep.fit_split.ne("same")].alpha) == [0.0, 0.0]
 
 
 def test_bad_names_are_explained():
@@ -64,15 +99,35 @@ def test_bad_names_are_explained():
         run_task("sr3", **SMALL)
     with pytest.raises(ValueError, match="mse_net"):
         run_task("sr4", restorer="magic", **SMALL)
+    with pytest.raises(ValueError, match="fit_split"):
+        run_task("sr4", fit_split="paired", **SMALL)
+    with pytest.raises(ValueError, match="decodes"):
+        run_task("sr4", decodes=("indirect",), **SMALL)
 
 
-def test_describe_finding_states_numbers():
-    rows = [{"signal": "x_star", "alpha": np.nan, "psnr": 30.0, "swd": 0.2}]
-    rows += [{"signal": "x_alpha", "alpha": a, "psnr": 28.0 + 2 * a, "swd": 0.1 + 0.1 * a}
-             for a in (0.0, 0.5, 1.0)]
-    text = describe_finding(pd.DataFrame(rows))
-    assert "x* 0.2 -> x̂0 0.1 (better)" in text and "a cost of 2.00 dB" in text
-    assert "a trade-off" in text and "finding holds" in text
+def test_describe_finding_reads_the_intervals():
+    row = {"signal": "x_alpha", "fit_split": "same", "decode": "direct", "alpha": 0.0, "n_photos": 18,
+           "d_psnr": -2.0, "d_psnr_lo": -2.5, "d_psnr_hi": -1.5, "d_swd": -0.004, "d_swd_lo": -0.006,
+           "d_swd_hi": -0.001, "d_detail": 0.001, "d_detail_lo": -0.002, "d_detail_hi": 0.004}
+    text = describe_finding(pd.DataFrame([row]))
+    assert "psnr: -2 dB [-2.5, -1.5] -> worse" in text
+    assert "swd: -4 ×10⁻³ [-6, -1] -> better" in text
+    assert "detail: +1 ×10⁻³ [-2, +4] -> no change detected" in text
+
+
+def test_theory_check_attributes_a_colour_shift_and_the_vae_error():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 48, 48, generator=generator)
+    x_star = (x + 0.05 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    shifted = (x_star + 0.2).clamp(0, 1)                           # a colour shift: >> 3 dB, low-pass
+    result = theory_check(x, x_star, shifted, round_trip_star=x_star)
+    assert result["exceeds_bound"] and result["lowpass_share"] > 0.9 and "colour" in result["reason"]
+    noisy = (x_star + 0.15 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    result = theory_check(x, x_star, noisy, round_trip_star=noisy)  # all of it is the "VAE's" error
+    assert result["exceeds_bound"] and result["vae_share"] == pytest.approx(1.0, rel=0.2)
+    assert "VAE" in result["reason"]
+    same = theory_check(x, x_star, x_star, round_trip_star=x_star)
+    assert same["psnr_cost_db"] == 0.0 and not same["exceeds_bound"]
 
 
 def test_pixel_w2_per_dim_is_zero_for_a_set_and_itself_and_grows_with_noise():
@@ -84,20 +139,29 @@ def test_pixel_w2_per_dim_is_zero_for_a_set_and_itself_and_grows_with_noise():
     assert 0 < pixel_w2_per_dim(noisy, images, 3) < pixel_w2_per_dim(noisier, images, 3)
 
 
-def test_fewshot_ablation_small():
-    table = fewshot_ablation("sr4", size=64, n_fits=[2], n_eval=2)
-    assert list(table.split) == ["disjoint", "matched"]
-    assert (table.dmse_theory > 0).all() and np.isfinite(table.psnr_cost).all()
+def test_from_stats_equals_update_and_fit():
+    vae = load_encoder("embedded")
+    generator = torch.Generator().manual_seed(2)
+    target, source = torch.rand(2, 3, 40, 40, generator=generator), torch.rand(2, 3, 40, 40, generator=generator)
+    fitted = LatentOT(vae, patch_size=3).update(target, "target").update(source, "source")
+    fitted.fit()
+    stats = {which: GaussianStats(fitted.dim).merge(getattr(fitted, which)) for which in ("source", "target")}
+    rebuilt = LatentOT.from_stats(vae, stats["source"], stats["target"], patch_size=3)
+    assert torch.equal(rebuilt.operator.matrix, fitted.operator.matrix)
+    with pytest.raises(ValueError, match="dimension"):
+        LatentOT.from_stats(vae, GaussianStats(3), stats["target"], patch_size=3)
 
 
 def test_restore_task_notebook_runs_with_papermill(tmp_path):
     papermill = pytest.importorskip("papermill")
-    parameters = dict(task="jpeg10", restorer="mse_net", size=64, n_fit=2, n_eval=2, alpha_start=0.0,
-                      alpha_stop=1.0, alpha_step=0.5, n_collage=2, output_dir=str(tmp_path / "run"),
-                      operator_cache=None)
+    parameters = dict(task="jpeg10", restorer="mse_net", size=64, n_fit=4, n_folds=3, alpha_start=0.0,
+                      alpha_stop=1.0, alpha_step=0.5, n_collage=2, n_resamples=10,
+                      output_dir=str(tmp_path / "run"), ablation_splits=[])
     papermill.execute_notebook(str(ROOT / "notebooks/03_restore_task.ipynb"), str(tmp_path / "out.ipynb"),
                                parameters=parameters, kernel_name="python3", progress_bar=False)
     table = pd.read_csv(tmp_path / "run/metrics.csv")
-    assert list(table.alpha.dropna()) == [0.0, 0.5, 1.0]
-    for name in ("collage.png", "perception_distortion.png", "missing_metrics.json"):
+    assert sorted(table.alpha.dropna().unique()) == [0.0, 0.5, 1.0]
+    for name in ("collage.png", "perception_distortion.png", "perception_distortion_detail.png",
+                 "missing_metrics.json", "theory.csv", "ridge.csv"):
         assert (tmp_path / "run" / name).stat().st_size > 0
+    assert np.isfinite(pd.read_csv(tmp_path / "run/theory.csv").psnr_cost_db).all()

@@ -144,7 +144,8 @@ class DetailFrechet:
         mean_a, cov_a = self._gaussian(stats)
         mean_b, cov_b = self._gaussian(reference_stats)
         energy = cov_b.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-30)
-        return frechet_batched(mean_a, cov_a, mean_b, cov_b) / energy
+        identical = (stats == reference_stats).all(dim=-1)   # a set against itself: 0, not rounding noise
+        return torch.where(identical, 0.0, frechet_batched(mean_a, cov_a, mean_b, cov_b) / energy)
 
     def __call__(self, images: torch.Tensor) -> float:
         """The index of the set ``images [B, 3, H, W]`` (mean over bands)."""

@@ -1,0 +1,140 @@
+"""Validators of the inputs that cross dotlib's public boundaries: one per kind of input.
+
+Each raises ``TypeError`` (wrong kind of object) or ``ValueError`` (wrong values) with one
+sentence saying what was expected and what was given, so that a bad input never turns
+into a silently wrong result further down.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["MAX_PATCH_DIM", "available_devices", "check_device", "check_images", "check_patch_dim", "check_values"]
+
+
+def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Multi-index of the ``flat``-th element of a tensor of ``shape`` (row-major)."""
+    index = []
+    for size in reversed(shape):
+        index.append(flat % size)
+        flat //= size
+    return tuple(reversed(index))
+
+
+def check_values(tensor: torch.Tensor, name: str, low: float = 0.0, high: float = 1.0) -> None:
+    """Raise ``ValueError`` unless the float ``tensor`` is non-empty, finite and within ``[low, high]``.
+
+    Messages count the offending values and give the index of the first; the extremes are
+    printed at full precision (``repr``), so ``1.0000001`` never reads as ``1``.
+    """
+    if tensor.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(tensor.shape)}")
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = ~finite
+        first = int(bad.flatten().nonzero()[0])
+        nan = int(torch.isnan(tensor).sum())
+        positive = int((tensor == float("inf")).sum())
+        negative = int((tensor == float("-inf")).sum())
+        raise ValueError(
+            f"{name} must be finite, but {int(bad.sum())} of {tensor.numel()} values are not "
+            f"({nan} NaN, {positive} +inf, {negative} -inf); the first is at index "
+            f"{_index(first, tuple(tensor.shape))}"
+        )
+    lowest, highest = float(tensor.min()), float(tensor.max())
+    if lowest < low or highest > high:
+        outside = (tensor < low) | (tensor > high)
+        first = int(outside.flatten().nonzero()[0])
+        hint = "; images in [0, 255] must be divided by 255" if high == 1.0 and highest > 25.0 else ""
+        raise ValueError(
+            f"{name} must lie in [{low:g}, {high:g}], got values in [{lowest!r}, {highest!r}] "
+            f"({int(outside.sum())} of {tensor.numel()} outside; the first at index "
+            f"{_index(first, tuple(tensor.shape))}){hint}"
+        )
+
+
+def check_images(images: torch.Tensor, name: str = "images", channels: int | None = 3) -> None:
+    """Raise unless ``images`` is a non-empty, finite float batch ``[B, C, H, W]`` in [0, 1].
+
+    ``channels`` is the required ``C`` (3, RGB, by default; None accepts any).
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [B, 3, H, W], got {type(images).__name__}")
+    layout = "[B, C, H, W]" if channels is None else f"[B, {channels}, H, W]"
+    if images.ndim != 4 or (channels is not None and images.shape[1] != channels):
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor with values in [0, 1], got {images.dtype} "
+                        f"(convert uint8 images with images.float() / 255)")
+    check_values(images, name)
+
+
+def available_devices() -> list[str]:
+    """The devices this machine offers: ``cpu``, then ``cuda:i`` and ``mps`` where present."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, if this machine has it; else one ``ValueError`` sentence.
+
+    Accepts ``cpu``, ``cuda``, ``cuda:i`` and ``mps`` (strings or ``torch.device``);
+    ``cpu:0`` becomes ``cpu``.
+    """
+    available = ", ".join(available_devices())
+    if isinstance(device, torch.device):
+        parsed = device
+    elif isinstance(device, str):
+        try:
+            parsed = torch.device(device.strip())
+        except (RuntimeError, ValueError):
+            raise ValueError(f"device {device!r} is not a device name; this machine has: {available}") from None
+    else:
+        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
+    if parsed.type == "cpu":
+        if parsed.index not in (None, 0):
+            raise ValueError(f"device {device!r} does not exist: there is one CPU device, 'cpu'; "
+                             f"this machine has: {available}")
+        return torch.device("cpu")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r} was asked for but CUDA is not available here "
+                             f"(no GPU or a CPU-only torch); this machine has: {available}")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {device!r} does not exist: {count} CUDA device(s); "
+                             f"this machine has: {available}")
+        return parsed
+    if parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {device!r} was asked for but Apple MPS is not available here; "
+                             f"this machine has: {available}")
+        return parsed
+    raise ValueError(f"device {device!r} is not supported (use cpu, cuda, cuda:i or mps); "
+                     f"this machine has: {available}")
+
+
+#: Largest patch dimension ``C·p²`` LatentOT accepts: its covariances are ``D²`` float64
+#: (4096² is 128 MiB each) and their eigendecompositions cost ``D³``.
+MAX_PATCH_DIM = 4096
+
+
+def check_patch_dim(channels: int, patch_size: int, encoder: str = "the encoder") -> int:
+    """``C·p²``, or a ``ValueError`` saying the dimension if it exceeds :data:`MAX_PATCH_DIM`."""
+    dim = int(channels) * int(patch_size) ** 2
+    if dim > MAX_PATCH_DIM:
+        largest = int((MAX_PATCH_DIM // int(channels)) ** 0.5)
+        largest -= 1 - largest % 2  # odd
+        raise ValueError(
+            f"patch_size {patch_size} with the {channels} latent channels of {encoder} gives patches of "
+            f"{channels}·{patch_size}² = {dim} dimensions, whose covariances would take "
+            f"{dim * dim * 8 / 2**30:.3g} GiB each; at most {MAX_PATCH_DIM} dimensions are supported, "
+            f"i.e. patch_size <= {largest} (the paper uses 5)"
+        )
+    return dim
