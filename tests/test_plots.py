@@ -131,7 +131,7 @@ def test_poster_table_markdown_and_latex(tmp_path):
     assert "— LPIPS: not computed for these rows" in markdown and "— SWD" not in markdown
 
     latex = tables.to_latex(table, notes=notes, alphas="auto")
-    assert latex.startswith(r"\begin{tabular}{llrrrrrrrr}") and latex.rstrip().endswith(r"\end{tabular}")
+    assert latex.startswith(r"\begin{tabular}{llrrrrrrrrr}") and latex.rstrip().endswith(r"\end{tabular}")
     assert r"SISR $\times 4$ & $\mathbf{x}$ & $\infty$ & 1.000 $\pm$ 0.030 & --- &" in latex
     assert r"$\hat{\mathbf{x}}_{0.9}$" in latex and latex.count(r"\midrule") == 2
     assert r"inception-2015-12-05.pt not found (set DOTLIB\_INCEPTION\_PATH)" in latex
