@@ -37,11 +37,9 @@ __all__ = [
     "embedded_crops",
     "load_image",
     "load_photo",
-    "matched_crops",
     "PHOTO_POOL",
     "photo_crops",
     "photo_folds",
-    "photo_half",
     "photo_pool",
     "split_photos",
     "to_tensor",
@@ -311,22 +309,18 @@ def split_photos(split: str) -> list[str]:
 
 
 def _fit_for_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Upscale (bicubic) an image whose short side is below ``size`` so a crop fits."""
+    """``image`` itself if a ``size`` crop fits in it; photos are never upscaled (``ValueError``)."""
     height, width = image.shape[-2:]
-    if min(height, width) >= size:
-        return image
-    scale = size / min(height, width)
-    new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
-    resized = torch.nn.functional.interpolate(
-        image[None], size=new_size, mode="bicubic", align_corners=False, antialias=True
-    )
-    return resized[0].clamp(0.0, 1.0)
+    if min(height, width) < size:
+        raise ValueError(f"a {height}x{width} image is smaller than a {size}x{size} crop; use a smaller "
+                         f"crop size (images are never upscaled)")
+    return image
 
 
 def crop_batch(images: Sequence[torch.Tensor], size: int, n: int, seed: int) -> torch.Tensor:
     """``n`` deterministic random ``size``-square crops, taken round-robin over ``images``.
 
-    Returns ``float32 [n, 3, size, size]``. Images smaller than ``size`` are upscaled first.
+    Returns ``float32 [n, 3, size, size]``. An image smaller than ``size`` raises ``ValueError``.
     """
     if n < 1 or size < 1:
         raise ValueError(f"need n >= 1 and size >= 1, got n={n}, size={size}")
@@ -347,30 +341,6 @@ def crop_batch(images: Sequence[torch.Tensor], size: int, n: int, seed: int) -> 
 def embedded_crops(split: str, size: int = 256, n: int = 16, seed: int = 0) -> torch.Tensor:
     """``n`` crops ``[n, 3, size, size]`` from the embedded photos of ``split``, deterministic by seed."""
     return crop_batch([load_photo(name) for name in split_photos(split)], size, n, seed)
-
-
-def photo_half(image: torch.Tensor, half: int) -> torch.Tensor:
-    """The first (``half=0``) or second (``half=1``) half of ``[3, H, W]``, cut across its longer side."""
-    if half not in (0, 1):
-        raise ValueError(f"half must be 0 or 1, got {half}")
-    height, width = image.shape[-2:]
-    if width >= height:
-        middle = width // 2
-        return image[:, :, :middle] if half == 0 else image[:, :, middle:]
-    middle = height // 2
-    return image[:, :middle] if half == 0 else image[:, middle:]
-
-
-def matched_crops(splits: Sequence[str], half: int, size: int = 256, n: int = 16, seed: int = 0) -> torch.Tensor:
-    """``n`` crops from one half of every photo of ``splits`` (see ``photo_half``).
-
-    Target crops from half 0 and source crops from half 1 of the same photos are
-    content-matched (same scenes, colours, light) yet share no pixel: the unpaired
-    few-shot setting without the content gap of fitting on different photos. A half
-    whose short side is below ``size`` is upscaled (bicubic) to fit the crop.
-    """
-    names = [name for split in splits for name in split_photos(split)]
-    return crop_batch([photo_half(load_photo(name), half) for name in names], size, n, seed)
 
 
 def photo_crops(image: torch.Tensor, size: int, max_crops: int | None = None) -> torch.Tensor:

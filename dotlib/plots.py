@@ -37,6 +37,7 @@ __all__ = [
     "RC_PARAMS",
     "SIGNAL_STYLES",
     "collage",
+    "labelled_plane",
     "perception_distortion",
     "perception_distortion_grid",
     "run_collage",
@@ -434,3 +435,36 @@ def run_collage(images: Mapping[str, torch.Tensor], indices: Sequence[int] = (0,
     rows = [[images[name][index] for name in columns] for index in indices]
     labels = [RUN_LABELS.get(name, name) for name in columns]
     return collage(rows, row_labels=[f"#{i}" for i in indices], column_labels=labels, width=width, path=path)
+
+
+@_styled
+def labelled_plane(table: pd.DataFrame, perception: str = "swd", distortion: str = "mse",
+                   group: str = "folder", label: str = "label", log: bool = True) -> Figure:
+    """Perception–distortion plane with one labelled point per row of ``table``, one column wide.
+
+    Rows of the same ``group`` (e.g. one folder's α sweep) share a colour and are joined
+    in table order; each point is written with its ``label`` column. ``log``: logarithmic
+    axes where every value is positive. Used by ``dotlib evaluate``.
+    """
+    rows = table.dropna(subset=[perception, distortion])
+    if rows.empty:
+        raise ValueError(f"no row has both {perception} and {distortion}")
+    p_label, p_scale = _axis(perception)
+    d_label, d_scale = _axis(distortion)
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 0.9 * COLUMN_WIDTH), constrained_layout=True)
+    for index, (name, points) in enumerate(rows.groupby(group, sort=False)):
+        xs, ys = points[distortion].to_numpy() * d_scale, points[perception].to_numpy() * p_scale
+        colour = _PALETTE[index % len(_PALETTE)]
+        ax.plot(xs, ys, "-", color=colour, linewidth=0.8, alpha=0.6, zorder=2)
+        ax.scatter(xs, ys, s=18, color=colour, label=str(name), zorder=3)
+        for x, y, text in zip(xs, ys, points[label]):
+            ax.annotate(str(text), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, color="0.15")
+    if log and (rows[distortion] > 0).all():
+        ax.set_xscale("log")
+    if log and (rows[perception] > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel(d_label + {"mse": " ↓", "psnr": " ↑"}.get(distortion, ""))
+    ax.set_ylabel(p_label + " ↓")
+    ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+    ax.legend(frameon=False, fontsize=6)
+    return fig

@@ -15,7 +15,9 @@ values: AWGN observations are unclipped); it returns ``float32 [B, 3, h*s, w*s]`
 ``spandrel``              any published model spandrel recognises, from ``checkpoint=`` (or the
                           name ``"spandrel:<path>"``), run on overlapping blended tiles;
 ``swinir``, ``swin2sr``, ``esrgan``, ``restormer``
-                          the same loader, with the official file to download named in errors.
+                          the same loader, with the official file to download named in errors;
+``folder:<path>``         precomputed outputs read from image files (:class:`FolderRestorer`),
+                          as the authors did for DDRM; called by file names, not on tensors.
 
 The classical denoisers work where their noise model holds: white noise (or JPEG error)
 lives in the degraded domain, so for the ``sr4_*`` tasks they denoise the small image,
@@ -44,6 +46,7 @@ __all__ = [
     "PUBLISHED_CHECKPOINTS",
     "RESTORERS",
     "ClassicalRestorer",
+    "FolderRestorer",
     "MSENetRestorer",
     "ResidualShuffleCNN",
     "Restorer",
@@ -498,6 +501,70 @@ def _download_hint(model: str | None, task: str) -> str:
             + (f", e.g. {suggestions}." if suggestions else "."))
 
 
+# ----------------------------------------------------------------------------- folder
+
+
+class FolderRestorer(Restorer):
+    """Precomputed restorations: image files in ``folder``, matched to inputs by file name.
+
+    For restorers that cannot run here (the authors read DDRM's outputs from disk the same
+    way). ``restore_files(names)`` returns the outputs of the inputs named ``names`` (file
+    names or paths; only the name counts): the file of the same name anywhere under
+    ``folder``, else the one of the same stem (``x.jpg`` -> ``x.png``). Calling it on a
+    tensor raises ``TypeError``: a tensor carries no file name, so a runner over an image
+    folder must pass the names of its files instead. Outputs are ``float32 [B, 3, H, W]``
+    in [0, 1] on ``device`` (grey and RGBA converted as :func:`dotlib.data.load_image`).
+    """
+
+    def __init__(self, folder: str | Path, task: str, device: str | torch.device = "cpu"):
+        from .data import IMAGE_SUFFIXES
+
+        super().__init__(f"folder:{folder}", task, device)
+        self.folder = Path(folder).expanduser()
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"restorer folder {self.folder} does not exist")
+        self.files = sorted(p for p in self.folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                            and not any(part.startswith(".") for part in p.relative_to(self.folder).parts))
+        if not self.files:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under restorer folder "
+                                    f"{self.folder}")
+
+    def find(self, name: str | Path) -> Path:
+        """The output file of the input named ``name``: same file name, else same stem (unique)."""
+        name = Path(name)
+        for matches in ([p for p in self.files if p.name == name.name],
+                        [p for p in self.files if p.stem == name.stem]):
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise ValueError(f"restorer folder {self.folder} holds {len(matches)} files for input "
+                                 f"{name.name!r} ({', '.join(str(m.relative_to(self.folder)) for m in matches)}); "
+                                 f"keep one")
+        raise FileNotFoundError(f"restorer folder {self.folder} holds no output for input {name.name!r} "
+                                f"(no file named {name.name!r} or with stem {name.stem!r})")
+
+    def restore_files(self, names: list[str], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Outputs of the inputs ``names``: ``float32 [B, 3, H, W]``; all of one size (``size`` if given)."""
+        from .data import load_image
+
+        if isinstance(names, (str, Path)) or not names:
+            raise ValueError(f"names must be a non-empty list of file names, got {names!r}")
+        images = [load_image(self.find(name)) for name in names]
+        sizes = {tuple(image.shape[-2:]) for image in images} | ({tuple(size)} if size is not None else set())
+        if len(sizes) > 1:
+            found = ", ".join(f"{n}: {tuple(im.shape[-2:])}" for n, im in zip(names, images))
+            raise ValueError(f"outputs in {self.folder} differ in size" + (f" from {tuple(size)}" if size else "")
+                             + f" ({found}); ask for one size at a time")
+        return torch.stack(images).to(self.device, torch.float32)
+
+    def restore(self, y: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"restorer {self.name!r} reads precomputed outputs from files matched by name, so it "
+                        f"cannot restore a tensor; call restore_files([file names of the inputs]) instead")
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        return self.restore(y)
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -526,17 +593,23 @@ RESTORERS: dict[str, Callable[..., Restorer]] = {
 def get_restorer(name: str, task: str, device: str | torch.device = "cpu", **options) -> Restorer:
     """The restorer ``name`` for ``task`` on ``device``.
 
-    ``name`` is a key of ``RESTORERS`` or ``"spandrel:<path to checkpoint>"``. Options:
-    ``sigma`` (classical denoisers), ``checkpoint`` (``mse_net`` and the spandrel models),
-    ``tile``/``overlap`` (spandrel models).
+    ``name`` is a key of ``RESTORERS``, ``"spandrel:<path to checkpoint>"`` or
+    ``"folder:<path to outputs>"`` (a :class:`FolderRestorer`, called with
+    ``restore_files(names)``). Options: ``sigma`` (classical denoisers), ``checkpoint``
+    (``mse_net`` and the spandrel models), ``tile``/``overlap`` (spandrel models).
     """
     get_degradation(task)  # unknown task: clear error before anything loads
     device = check_device(device)
+    if isinstance(name, str) and name.startswith("folder:"):
+        if options:
+            raise TypeError(f"a folder restorer takes no options, got {sorted(options)}")
+        return FolderRestorer(name.split(":", 1)[1], task, device)
     if isinstance(name, str) and name.startswith("spandrel:"):
         if "checkpoint" in options:
             raise ValueError("give the checkpoint either in the name 'spandrel:<path>' or as checkpoint=, not both")
         return RESTORERS["spandrel"](task, device, checkpoint=name.split(":", 1)[1], **options)
     if not isinstance(name, str) or name not in RESTORERS:
-        raise ValueError(f"unknown restorer {name!r}; known: {', '.join(RESTORERS)}, or 'spandrel:<path>'")
+        raise ValueError(f"unknown restorer {name!r}; known: {', '.join(RESTORERS)}, 'spandrel:<path>' "
+                         f"or 'folder:<path>'")
     return RESTORERS[name](task, device, **options)
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dotlib.data import (EMBEDDED_PHOTOS, SPLITS, ImageFolder, embedded_crops, load_photo,
-                         matched_crops, photo_half, split_photos)
+from dotlib.data import (EMBEDDED_PHOTOS, PHOTO_POOL, SPLITS, ImageFolder, crop_batch, embedded_crops,
+                         load_photo, photo_crops, photo_folds, photo_pool, split_photos)
 
 
 def test_splits_are_disjoint_by_photo_and_cover_known_photos():
@@ -33,15 +33,21 @@ def test_crops_are_deterministic_and_come_from_the_split():
     assert (windows == first[0][:, None, None]).flatten(3).all(dim=(0, 3)).any()
 
 
-def test_matched_halves_share_no_pixel():
-    photo = load_photo("astronaut")
-    left, right = photo_half(photo, 0), photo_half(photo, 1)
-    assert left.shape == right.shape == (3, 512, 256)
-    assert torch.equal(torch.cat([left, right], dim=2), photo)
-    target, source = matched_crops(("target",), 0, 128, 4, 0), matched_crops(("target",), 1, 128, 4, 0)
-    assert not any(torch.equal(t, s) for t in target for s in source)
-    with pytest.raises(ValueError, match="half"):
-        photo_half(photo, 2)
+def test_photo_pool_crops_do_not_overlap_and_are_never_upscaled():
+    images, owners = photo_pool(256, crops_per_photo=2)
+    assert len(set(owners)) == len(PHOTO_POOL) >= 12 and images.shape[1:] == (3, 256, 256)
+    assert owners.count("chelsea") == 1                    # 300x451: one 256 crop fits, no upscaling
+    photo = load_photo("astronaut")                        # 512x512: a 2x2 grid, diagonal picked
+    crops = photo_crops(photo, 256, max_crops=2)
+    assert torch.equal(crops[0], photo[:, :256, :256]) and torch.equal(crops[1], photo[:, 256:, 256:])
+    with pytest.raises(ValueError, match="never upscaled"):
+        photo_crops(load_photo("present"), 256)
+    with pytest.raises(ValueError, match="never upscaled"):
+        crop_batch([load_photo("present")], 256, 1, seed=0)
+    folds = photo_folds(owners, 6, seed=0)
+    assert sorted(name for fold in folds for name in fold) == sorted(set(owners))
+    for name in PHOTO_POOL:                                # evaluation photos are never training photos
+        assert name not in SPLITS["train"]
 
 
 def test_unknown_names_are_listed():

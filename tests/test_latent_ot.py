@@ -361,16 +361,18 @@ def test_notebook_02_runs_and_saves_a_loadable_operator(tmp_path):
     root = project_root(os.path.dirname(__file__))
     papermill.execute_notebook(
         str(root / "notebooks" / "02_fit_latent_ot.ipynb"), str(tmp_path / "02.ipynb"),
-        parameters=dict(encoder="pixel", patch_size=3, task="sr4", restorer="bicubic", n_target=2,
-                        n_source=2, n_eval=2, resolution=32, batch_size=2, output_dir=str(tmp_path)),
+        parameters=dict(encoder="pixel", patch_size=3, task="sr4", restorer="bicubic", n_fit=2,
+                        resolution=32, crops_per_photo=1, batch_size=2, output_dir=str(tmp_path)),
         kernel_name="python3", cwd=str(root), progress_bar=False,
     )
     model = LatentOT.load(tmp_path / "operators" / "sr4__bicubic__pixel__p3.safetensors")
+    # the authors' design: 2 crops of the pool for the target, their restorations for the source
     assert model.fitted and model.target.count == model.source.count == 2 * 30 * 30
     assert model.latent_w2 > 0
     for suffix in ("png", "pdf"):
         assert (tmp_path / "figures" / f"02_spectra_sr4__bicubic__pixel__p3.{suffix}").stat().st_size > 1000
     row = pd.read_csv(tmp_path / "tables" / "02_reconstruction_pixel.csv")
+    assert row.loc[0, "n_photos"] >= 12                  # D(E(x)) on every crop of the photo pool
     assert row.loc[0, "ssim"] == pytest.approx(1.0)  # the identity reconstructs exactly
     # pixel latents are 2x - 1 in float32: the round trip rounds below x = 0.25 (<= 1.5e-8)
     assert row.loc[0, "psnr"] > 140
