@@ -6,7 +6,7 @@ STAMP := $(VENV)/.dotlib-setup
 STUDY ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all reproduce toy train-embedded bench lab
+.PHONY: setup test test-all reproduce verify toy train-embedded bench lab
 
 setup: $(STAMP)  ## create .venv with the pinned packages and its Jupyter kernel (idempotent)
 
@@ -27,6 +27,9 @@ test-all: $(STAMP)  ## every test, the slow full-size studies included
 reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/ (JOBS=N: steps at once; FORCE=1: re-run unchanged steps)
 	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
+verify: $(STAMP)  ## re-run the study in a temporary copy and compare every CSV and table with results/ (6 significant digits)
+	$(PY) -m dotlib.verify studies/$(STUDY).yaml
+
 toy: $(STAMP)  ## only the toy Gaussian study
 	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml --only 'toy*'
 
@@ -38,5 +41,5 @@ bench: $(STAMP)  ## speed benchmarks (print ratios measured in one run)
 	$(PY) benchmarks/bench_gaussian.py
 	$(PY) benchmarks/bench_latent_ot.py
 
-lab: $(STAMP)  ## open the notebooks in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks/
+lab: $(STAMP)  ## open JupyterLab at the repository root (notebooks/, results/, runs/)
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)

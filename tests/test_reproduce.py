@@ -250,3 +250,24 @@ def test_sigterm_stops_the_papermill_processes(tmp_path):
     finally:
         if runner.poll() is None:
             runner.kill()
+
+
+def test_verify_reports_exactly_the_file_edited_by_hand(tmp_path):
+    from dotlib.verify import compare_results
+
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    for root in (committed, fresh):
+        (root / "tables").mkdir(parents=True)
+        (root / "tables" / "a.csv").write_text("x,y\n1.23457,0.5\n2,nan\n")
+        (root / "tables" / "b.csv").write_text("x\n3\n")
+        (root / "tables" / "main.md").write_text("| a |\n")
+        (root / ".stamps").mkdir()
+        (root / ".stamps" / "step.json").write_text(f'{{"seconds": {len(str(root))}}}')
+    assert compare_results(committed, fresh) == {}
+    (fresh / "tables" / "a.csv").write_text("x,y\n1.23458,0.5\n2,nan\n")    # a rounding edge: agrees
+    assert compare_results(committed, fresh) == {}
+    (committed / "tables" / "b.csv").write_text("x\n3.1\n")                 # edited by hand
+    assert list(compare_results(committed, fresh)) == ["tables/b.csv"]
+    assert "committed 3.1, re-run 3" in compare_results(committed, fresh)["tables/b.csv"]
+    (fresh / "tables" / "main.md").write_text("| b |\n")
+    assert sorted(compare_results(committed, fresh)) == ["tables/b.csv", "tables/main.md"]

@@ -6,7 +6,22 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["MetricUnavailable", "env_path", "optional_path", "resolve"]
+__all__ = ["MetricUnavailable", "display_path", "env_path", "optional_path", "resolve"]
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` as a message shows it: relative inside the working folder, ``~`` for the home folder.
+
+    Reasons end up in committed tables; they name no absolute path of the machine that made them.
+    """
+    path = Path(path)
+    for root, label in ((Path.cwd(), ""), (Path.home(), "~")):
+        try:
+            relative = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            continue
+        return str(Path(label) / relative) if label else str(relative)
+    return str(path)
 
 
 class MetricUnavailable(RuntimeError):
@@ -27,12 +42,12 @@ def resolve(metric: str, what: str, explicit: Path | None, env: str, env_value: 
     if explicit is not None:
         if explicit.is_file():
             return explicit
-        raise MetricUnavailable(metric, f"{what} not found at the given path {explicit}. {how}")
+        raise MetricUnavailable(metric, f"{what} not found at the given path {display_path(explicit)}. {how}")
     looked = ([env_value] if env_value is not None else []) + list(defaults)
     for path in looked:
         if path.is_file():
             return path
-    places = ", ".join(str(p) for p in looked) or "nowhere"
+    places = ", ".join(display_path(p) for p in looked) or "nowhere"
     env_state = "unset" if env_value is None else "set"
     raise MetricUnavailable(metric, f"{what} not found (looked at: {places}; ${env} is {env_state}). {how}")
 

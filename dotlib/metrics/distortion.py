@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .assets import env_path, optional_path, resolve
+from .assets import display_path, env_path, optional_path, resolve
 from .inputs import check_pair
 
 __all__ = ["LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV", "load_lpips", "mse", "psnr", "ssim"]
@@ -162,7 +162,7 @@ def load_lpips(device: str | torch.device = "cpu", vgg_path: str | Path | None =
     vgg_default = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
     vgg = resolve("lpips", f"VGG16 weights {VGG16_FILE}", optional_path(vgg_path), LPIPS_VGG_ENV,
                    env_path(LPIPS_VGG_ENV), [vgg_default],
-                   f"Download {VGG16_URL} and put it at {vgg_default} or set ${LPIPS_VGG_ENV}.")
+                   f"Download {VGG16_URL} and put it at {display_path(vgg_default)} or set ${LPIPS_VGG_ENV}.")
     spec = importlib.util.find_spec("lpips")
     lin_defaults = []
     if spec is not None and spec.origin is not None:
