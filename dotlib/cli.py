@@ -76,8 +76,9 @@ def _images(folder: str | Path, what: str):
 def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
     existing = [p for p in paths if p.exists()]
     if existing and not force:
-        more = f" and {len(existing) - 1} other output(s)" if len(existing) > 1 else ""
-        raise UserError(f"{existing[0]}{more} already exist(s); pass --force to overwrite, or choose another output")
+        what = f"{existing[0]} and {len(existing) - 1} other outputs already exist" if len(existing) > 1 \
+            else f"{existing[0]} already exists"
+        raise UserError(f"{what}; pass --force to overwrite, or choose another output")
 
 
 def _key(folder: Path, file: Path) -> str:
@@ -176,10 +177,11 @@ def enhance(args: argparse.Namespace) -> None:
     clash = next((p for p in outputs if p.resolve() in inputs), None)
     if clash is not None:
         raise UserError(f"output {clash} would overwrite an input image; choose an OUT_DIR outside IN_DIR's files")
-    if len({p.resolve() for p in outputs}) != len(outputs):
-        seen: set[Path] = set()
-        twice = next(p for p in outputs if p.resolve() in seen or seen.add(p.resolve()))
-        raise UserError(f"two inputs of the same name would both be written to {twice}; rename one of them")
+    seen: set[Path] = set()
+    for path in outputs:
+        if path.resolve() in seen:
+            raise UserError(f"two inputs of the same name would both be written to {path}; rename one of them")
+        seen.add(path.resolve())
     _refuse_existing(outputs, args.force)
     ot = LatentOT.load(args.operator, device=args.device)
     if not ot.fitted:
@@ -227,7 +229,11 @@ def _groups(clean_root: Path, clean_keys: set[str], out_dirs: Sequence[str]) -> 
         if unmatched:
             warnings.warn(f"{len(unmatched)} image(s) in {folder.root} have no clean image of the same name "
                           f"and are left out (e.g. {unmatched[0].name})")
-    order = lambda item: (labels.index(item[0][0]), -math.inf if math.isnan(item[0][1]) else item[0][1])
+
+    def order(item: tuple[tuple[str, float], list]) -> tuple[int, float]:
+        (label, alpha), _ = item
+        return labels.index(label), -math.inf if math.isnan(alpha) else alpha
+
     return dict(sorted(groups.items(), key=order))
 
 
@@ -249,6 +255,9 @@ class _SetMetrics:
             self.missing["detail"] = "the clean images are too small (under 32 px) for two pyramid levels"
         loaders = {"lpips": lambda: load_lpips(device), "fid/kid": lambda: load_inception(device),
                    "is": lambda: load_inception(device, output="probabilities")}
+        if len(clean) < 2:
+            self.missing["fid/kid"] = "FID and KID compare feature Gaussians and need at least 2 clean images"
+            loaders.pop("fid/kid")
         self.models = {}
         for name, load in loaders.items():
             try:
@@ -285,10 +294,10 @@ class _SetMetrics:
 def _markdown(table: pd.DataFrame, shown: list[tuple]) -> str:
     header = ["folder", "α", "images"] + [title for _, title, _, _ in shown]
     lines = ["| " + " | ".join(header) + " |", "| :-- | --: | --: |" + " --: |" * len(shown)]
-    for row in table.itertuples(index=False):
-        alpha = "" if math.isnan(row.alpha) else format_alpha(row.alpha)
-        cells = [str(row.folder), alpha, str(row.images)]
-        cells += [f"{getattr(row, key) * scale:.{decimals}f}" for key, _, scale, decimals in shown]
+    for row in table.to_dict("records"):
+        alpha = "" if math.isnan(row["alpha"]) else format_alpha(row["alpha"])
+        cells = [str(row["folder"]), alpha, str(row["images"])]
+        cells += [f"{row[key] * scale:.{decimals}f}" for key, _, scale, decimals in shown]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -334,7 +343,10 @@ def evaluate(args: argparse.Namespace) -> None:
     text = _markdown(table, shown)
     notes = [f"{len(clean)} clean images from {clean_folder.root}; PSNR, SSIM, MSE and LPIPS are per image, then "
              f"averaged; SWD and detail pool every image at its own size against all clean images"]
-    notes += [f"{name.upper()} not computed: {reason}" for name, reason in measure.missing.items()]
+    reasons: dict[str, list[str]] = {}
+    for name, reason in measure.missing.items():
+        reasons.setdefault(reason, []).append(name.upper())
+    notes += [f"{'/'.join(names)} not computed: {reason}" for reason, names in reasons.items()]
     text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
     print(text, end="")
     write_csv(table, files["metrics.csv"])
@@ -380,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("enhance", help="transport a folder of restorations, one PNG per image and α",
                               description="Write x̂α = (1-α) x̂0 + α x* for every image of IN_DIR: <stem>.png for one "
-                              "α, <stem>_a<α>.png for several. α = 1 returns the input (8-bit rounded).")
+                              "α, <stem>_a<α>.png for several (put --alpha after the folders). α = 1 writes the input back (8-bit "
+                              "rounded); grey and RGBA inputs become RGB (alpha composited on white).")
     sub.add_argument("operator", metavar="OPERATOR", help="file written by dotlib fit")
     sub.add_argument("in_dir", metavar="IN_DIR", help="folder of restorations x*")
     sub.add_argument("out_dir", metavar="OUT_DIR", help="folder for the outputs (not IN_DIR)")

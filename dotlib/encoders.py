@@ -277,7 +277,7 @@ def _missing_hub_message(repo_id: str, cache: str) -> str:
     return (
         f"VAE {repo_id!r} is neither a local folder nor in the Hugging Face cache at {cache} "
         f"(dotlib never downloads). On a machine with internet access run "
-        f"`huggingface-cli download {repo_id}` (or set HF_HUB_CACHE / HF_HOME to a cache that "
+        f"`hf download {repo_id}` (huggingface_hub's command; or set HF_HUB_CACHE / HF_HOME to a cache that "
         f"holds it), or pass a local save_pretrained folder; the VAE shipped with dotlib is "
         f"encoder='embedded'."
     )

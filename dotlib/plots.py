@@ -444,7 +444,8 @@ def labelled_plane(table: pd.DataFrame, perception: str = "swd", distortion: str
 
     Rows of the same ``group`` (e.g. one folder's α sweep) share a colour and are joined
     in table order; each point is written with its ``label`` column. ``log``: logarithmic
-    axes where every value is positive. Used by ``dotlib evaluate``.
+    axes where every value is positive and they span a factor of 10 or more. Used by
+    ``dotlib evaluate``.
     """
     rows = table.dropna(subset=[perception, distortion])
     if rows.empty:
@@ -452,17 +453,24 @@ def labelled_plane(table: pd.DataFrame, perception: str = "swd", distortion: str
     p_label, p_scale = _axis(perception)
     d_label, d_scale = _axis(distortion)
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 0.9 * COLUMN_WIDTH), constrained_layout=True)
+    texts: dict[tuple[float, float], list[str]] = {}   # points at the same place share one label
     for index, (name, points) in enumerate(rows.groupby(group, sort=False)):
         xs, ys = points[distortion].to_numpy() * d_scale, points[perception].to_numpy() * p_scale
         colour = _PALETTE[index % len(_PALETTE)]
         ax.plot(xs, ys, "-", color=colour, linewidth=0.8, alpha=0.6, zorder=2)
         ax.scatter(xs, ys, s=18, color=colour, label=str(name), zorder=3)
         for x, y, text in zip(xs, ys, points[label]):
-            ax.annotate(str(text), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, color="0.15")
-    if log and (rows[distortion] > 0).all():
-        ax.set_xscale("log")
-    if log and (rows[perception] > 0).all():
-        ax.set_yscale("log")
+            texts.setdefault((float(x), float(y)), []).append(str(text))
+    for (x, y), labels in texts.items():
+        ax.annotate(", ".join(labels), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, color="0.15")
+    for values, axis, set_scale in ((rows[distortion], ax.xaxis, ax.set_xscale),
+                                    (rows[perception], ax.yaxis, ax.set_yscale)):
+        if log and (values > 0).all() and values.max() >= 10 * values.min():
+            set_scale("log")
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(NullFormatter())
+    ax.margins(0.1)
     ax.set_xlabel(d_label + {"mse": " ↓", "psnr": " ↑"}.get(distortion, ""))
     ax.set_ylabel(p_label + " ↓")
     ax.grid(True, which="major", linewidth=0.4, alpha=0.5)

@@ -448,6 +448,8 @@ def _execute(step: Step, log: Path, children: _Children) -> None:
     if code != 0:
         if partial.is_file():
             os.replace(partial, step.output.with_suffix(".failed.ipynb"))
+        if code < 0:  # no traceback to show: say which signal ended it
+            raise StepFailed(f"papermill was killed by {signal.Signals(-code).name} (log: {log})")
         raise StepFailed(_last_error_line(log))
     os.replace(partial, step.output)
     step.output.with_suffix(".failed.ipynb").unlink(missing_ok=True)

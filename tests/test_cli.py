@@ -160,7 +160,7 @@ def test_evaluate_writes_the_table_and_the_plot(folders, enhanced, capsys):
     assert "SWD ×10³" in markdown and "detail ×10³" in markdown
     for column, header in (("lpips", "LPIPS"), ("fid", "FID/KID"), ("is", "IS")):
         if table[column].isna().all():
-            assert f"{header} not computed:" in markdown
+            assert f"{header} not computed:" in markdown or f"{header}/" in markdown
 
 
 def _error(capsys, code: int, command: str) -> str:
@@ -230,3 +230,35 @@ def test_folder_restorer_reads_outputs_by_file_name(folders, tmp_path):
     with pytest.raises(ValueError, match="holds 2 files"):
         get_restorer(f"folder:{twice}", "awgn50").restore_files(["x.bmp"])
     assert get_restorer(f"folder:{twice}", "awgn50").restore_files(["x.png"]).shape == (1, 3, 8, 8)
+
+
+class RandomFeatures(torch.nn.Module):
+    """A fixed random conv net ``[B, 3, 299, 299]`` in [0, 255] -> ``[B, 16]``; softmax for ``probabilities``."""
+
+    def __init__(self, probabilities: bool):
+        super().__init__()
+        self.net = torch.nn.Conv2d(3, 8, 5, stride=4).requires_grad_(False)
+        torch.nn.init.normal_(self.net.weight, generator=torch.Generator().manual_seed(0))
+        self.probabilities = probabilities
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.net(images / 255.0))
+        features = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
+        return torch.softmax(features, dim=1) if self.probabilities else features
+
+
+def test_evaluate_reports_fid_kid_is_lpips_when_their_weights_exist(folders, enhanced, monkeypatch, capsys):
+    import dotlib.metrics as metrics
+
+    def inception(device="cpu", output="features"):
+        return metrics.CleanFeatures(RandomFeatures(output == "probabilities"), name=output, device=device)
+
+    monkeypatch.setattr(metrics, "load_inception", inception)
+    monkeypatch.setattr(metrics, "load_lpips", lambda device="cpu": lambda a, b: metrics.mse(a, b))
+    report = folders["root"] / "report_weights"
+    assert main(["evaluate", "--clean", str(folders["clean"]), str(enhanced["single"]), "-o", str(report)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(report / "metrics.csv")
+    assert table[["lpips", "fid", "kid", "is"]].notna().all().all()
+    assert table.lpips[0] == pytest.approx(table.mse[0])
+    assert "not computed" not in printed and "| FID ↓ | KID ×10³ ↓ | IS ↑ |" in printed

@@ -155,7 +155,7 @@ def test_from_stats_equals_update_and_fit():
 def test_restore_task_notebook_runs_with_papermill(tmp_path):
     papermill = pytest.importorskip("papermill")
     parameters = dict(task="jpeg10", restorer="mse_net", size=64, n_fit=4, n_folds=3, alpha_start=0.0,
-                      alpha_stop=1.0, alpha_step=0.5, n_collage=2, n_resamples=10,
+                      alpha_stop=1.0, alpha_step=0.5, secondary_alpha_step=0.5, n_collage=2, n_resamples=10,
                       output_dir=str(tmp_path / "run"), ablation_splits=[])
     papermill.execute_notebook(str(ROOT / "notebooks/03_restore_task.ipynb"), str(tmp_path / "out.ipynb"),
                                parameters=parameters, kernel_name="python3", progress_bar=False)
