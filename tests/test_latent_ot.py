@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from dotlib.data import embedded_crops
+from dotlib.data import PHOTO_POOL, embedded_crops, load_photo, photo_pool
 from dotlib.encoders import load_encoder
 from dotlib.gaussian import GaussianStats, w2
 from dotlib.latent_ot import LatentOT
@@ -321,9 +321,13 @@ def test_errors():
 
 
 def _embedded_fit_and_transport(size, n_fit, n_transport):
-    target = embedded_crops("target", size, n=n_fit, seed=0)
-    source = blurry(embedded_crops("source", size, n=n_fit, seed=0))
-    x_star = blurry(embedded_crops("eval", size, n=n_transport, seed=0))
+    # the study's photo pool at this size: its wallpapers are 512², photos are never upscaled
+    images, _ = photo_pool(size, crops_per_photo=4,
+                           names=[name for name in PHOTO_POOL if min(load_photo(name).shape[-2:]) >= size])
+    n_fit = min(n_fit, (images.shape[0] - n_transport) // 2)   # 512²: 13 photos, one crop each
+    target = images[0:2 * n_fit:2]
+    source = blurry(images[1:2 * n_fit:2])
+    x_star = blurry(images[2 * n_fit:2 * n_fit + n_transport])
     model = LatentOT("embedded", patch_size=5)
     model.update(source, "source").update(target, "target")
     latent_w2 = model.fit()
@@ -332,7 +336,7 @@ def _embedded_fit_and_transport(size, n_fit, n_transport):
     assert out.shape == x_star.shape and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
     assert (out - x_star).abs().mean() > 1e-3
     # on the fitted restorations, the folded transported latents are much closer to the target law
-    latents = model.encoder.encode(source[:2])
+    latents = model.encoder.encode(source)     # all of them: their Gaussian is the fitted source law
     before, after = patch_stats(latents, 5), patch_stats(model.transport_latents(latents), 5)
     target_stats = model.target
     assert w2(after.mean, after.cov, target_stats.mean, target_stats.cov) < \
@@ -345,7 +349,7 @@ def test_embedded_fit_and_transport_small():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [256, 512])
-def test_embedded_fit_16_plus_16_and_transport(size):
+def test_embedded_fit_up_to_16_plus_16_and_transport(size):
     _embedded_fit_and_transport(size, n_fit=16, n_transport=2)
 
 
