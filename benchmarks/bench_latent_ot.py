@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from dotlib.data import embedded_crops
+from dotlib.data import PHOTO_POOL, load_photo, photo_pool
 from dotlib.encoders import DiffusersEncoder, Encoder, load_encoder
 from dotlib.latent_ot import LatentOT
 
@@ -66,9 +66,11 @@ def sd_shaped_encoder(device: str, dtype: torch.dtype) -> Encoder:
 def measure(encoder: Encoder, size: int, n: int, repeats: int, patch_size: int, batch_size: int) -> dict:
     """Best-of-``repeats`` timings of fitting n + n images and transporting n images at ``size``²."""
     timed = TimedEncoder(encoder)
-    target = embedded_crops("target", size, n=n, seed=0)
-    source = embedded_crops("source", size, n=n, seed=0)
-    x_star = embedded_crops("eval", size, n=n, seed=0)
+    names = [name for name in PHOTO_POOL if min(load_photo(name).shape[-2:]) >= size]   # never upscaled
+    pool, _ = photo_pool(size, crops_per_photo=4, names=names)
+    if pool.shape[0] < 3 * n:
+        raise SystemExit(f"the photo pool gives {pool.shape[0]} crops of {size}²; {3 * n} are needed")
+    target, source, x_star = pool[0:3 * n:3], pool[1:3 * n:3], pool[2:3 * n:3]
     warm = LatentOT(timed, patch_size=patch_size, batch_size=batch_size)
     warm.update(source[:1], "source").update(target[:1], "target").fit()
     warm.transport(x_star[:1])
