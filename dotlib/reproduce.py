@@ -16,7 +16,9 @@ A study is a YAML file (``studies/embedded.yaml``, ``studies/paper.yaml``)::
 
 A step is skipped when its fingerprint — the notebook's code, its parameters, the
 ``dotlib`` sources and committed weights, and its ``inputs`` — equals the one stored
-after its last successful run, and its outputs exist. A failing step is reported at
+after its last successful run, and its outputs exist unchanged: the stamp records the
+SHA-256 of every declared output, and an output edited or overwritten since (a hand run
+writing into ``results/``) makes the step run again. A failing step is reported at
 the end and does not stop the others. Executed notebooks are written atomically. Up to
 ``jobs`` steps run at once; a step with ``inputs`` waits for every step before it, whose
 outputs it may read. Each step's papermill log is ``runs/reproduce/<study>/<step>.log``.
@@ -142,6 +144,15 @@ class Step:
 
     def outputs_exist(self) -> bool:
         return Path(self.output).is_file() and all(_expand_globs([p]) for p in self.outputs)
+
+    def output_hashes(self) -> dict[str, str]:
+        """SHA-256 of every declared output file (globs expanded), as the stamp records them."""
+        return {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in _expand_globs(self.outputs)}
+
+    def changed_outputs(self, recorded: dict[str, str]) -> list[str]:
+        """Declared outputs whose content differs from ``recorded`` (the stamp), or that are gone."""
+        current = self.output_hashes()
+        return sorted(path for path, digest in recorded.items() if current.get(path) != digest)
 
 
 @dataclass
@@ -496,8 +507,8 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
             records[step.name] = {"step": step.name, "status": "failed", "seconds": seconds, "error": reason}
             return
         seconds = time.perf_counter() - began
-        write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1)},
-                              indent=1) + "\n", _stamp_path(study, step))
+        write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1),
+                               "outputs": step.output_hashes()}, indent=1) + "\n", _stamp_path(study, step))
         print(f"{header}: done in {seconds:.0f} s", flush=True)
         records[step.name] = {"step": step.name, "status": "ran", "seconds": seconds}
 
@@ -516,7 +527,12 @@ def run_study(study: Study, only: list[str] | None = None, force: bool = False,
                     previous = _stamp_path(study, step)
                     previous = json.loads(previous.read_text()) if previous.is_file() else {}
                     header = f"[{index}/{len(selected)}] {step.name}"
-                    if not force and previous.get("fingerprint") == fingerprint and step.outputs_exist():
+                    changed = step.changed_outputs(previous.get("outputs", {}))
+                    if changed and previous.get("fingerprint") == fingerprint:
+                        print(f"{header}: outputs changed since the step ran ({', '.join(changed[:3])}"
+                              f"{', ...' if len(changed) > 3 else ''}); running it again", flush=True)
+                    if not force and not changed and previous.get("fingerprint") == fingerprint \
+                            and step.outputs_exist():
                         print(f"{header}: unchanged, skipped", flush=True)
                         records[step.name] = {"step": step.name, "status": "skipped", "seconds": 0.0}
                         continue

@@ -271,3 +271,15 @@ def test_verify_reports_exactly_the_file_edited_by_hand(tmp_path):
     assert "committed 3.1, re-run 3" in compare_results(committed, fresh)["tables/b.csv"]
     (fresh / "tables" / "main.md").write_text("| b |\n")
     assert sorted(compare_results(committed, fresh)) == ["tables/b.csv", "tables/main.md"]
+
+
+def test_an_output_changed_after_its_step_ran_makes_it_run_again(study_dir, capsys):
+    study = load_study(study_dir / "study.yaml")
+    run_study(study, only=["first"])
+    assert _statuses(run_study(study, only=["first"])) == {"first": "skipped"}
+    (study_dir / "results/first.txt").write_text("edited by hand")
+    capsys.readouterr()
+    assert _statuses(run_study(study, only=["first"])) == {"first": "ran"}
+    assert "outputs changed since the step ran (results/first.txt)" in capsys.readouterr().out
+    assert (study_dir / "results/first.txt").read_text() == "7"
+    assert _statuses(run_study(study, only=["first"])) == {"first": "skipped"}
