@@ -149,11 +149,17 @@ def _fit_sets(fitting: Sequence[str], crops: dict[str, list[int]], n_fit: int,
     return sets
 
 
-def fitting_sets(photos: Sequence[str], n_fit: int, split: str = "same") -> tuple[list[int], list[int]]:
-    """(target indices, source indices) of one fitting design over images from ``photos`` (one name each)."""
+def _crops_by_photo(photos: Sequence[str]) -> dict[str, list[int]]:
+    """Indices of the images of each photo, in order."""
     crops: dict[str, list[int]] = {}
     for index, name in enumerate(photos):
         crops.setdefault(name, []).append(index)
+    return crops
+
+
+def fitting_sets(photos: Sequence[str], n_fit: int, split: str = "same") -> tuple[list[int], list[int]]:
+    """(target indices, source indices) of one fitting design over images from ``photos`` (one name each)."""
+    crops = _crops_by_photo(photos)
     return _fit_sets(sorted(crops), crops, n_fit, [split])[split]
 
 
@@ -161,9 +167,7 @@ def design_for_pool(size: int = 256, crops_per_photo: int = 2, n_folds: int = 6,
                     splits: Sequence[str] = FIT_SPLITS, seed: int = 0) -> Design:
     """Cross-fitting over folds of the study's photo pool (``dotlib.data.photo_pool``)."""
     images, photos = photo_pool(size, crops_per_photo)
-    crops: dict[str, list[int]] = {}
-    for index, name in enumerate(photos):
-        crops.setdefault(name, []).append(index)
+    crops = _crops_by_photo(photos)
     folds = []
     for held_out in photo_folds(photos, n_folds, seed):
         fitting = [p for p in sorted(crops) if p not in held_out]
@@ -346,14 +350,14 @@ def _ridge_ablation(vae: Encoder, design: Design, stats_clean, stats_star, z_sta
     clean, restored = design.images[measured], x_star[measured]
     detail = DetailFrechet(clean)
     psnr = lambda a, b: 10.0 * math.log10(1.0 / (a.double() - b.double()).square().mean().item())  # noqa: E731
-    base_psnr = psnr(restored, clean)
+    base_psnr, base_detail = psnr(restored, clean), detail(restored)
+    source, target = _merged(stats_star, source_idx), _merged(stats_clean, target_idx)
     rows = []
     for name, ridge, eps in RIDGE_SETTINGS:
-        operator = LatentOT.from_stats(vae, _merged(stats_star, source_idx), _merged(stats_clean, target_idx),
-                                       patch_size=patch_size, eps=eps, ridge=ridge)
+        operator = LatentOT.from_stats(vae, source, target, patch_size=patch_size, eps=eps, ridge=ridge)
         moved = operator.decode_moved(z_star[measured], restored, 0.0, "direct").cpu()
         rows.append({"ridge": name, "psnr_cost_db": base_psnr - psnr(moved, clean),
-                     "detail_x_star": detail(restored), "detail_x_hat0": detail(moved),
+                     "detail_x_star": base_detail, "detail_x_hat0": detail(moved),
                      "degenerate": operator.operator.noise_root is not None})
     return pd.DataFrame(rows)
 

@@ -76,9 +76,10 @@ class PairedBootstrap:
         self.detail = DetailFrechet(reference, device=device, **(detail_options or {}))
         if self.detail.levels != self.swd.levels:
             raise ValueError("swd_options and detail_options must give the same number of pyramid levels")
+        self._totals = self._resampled(self.crops)                                    # crops per resample
         self._reference_swd, self._reference_detail = self._set_sums(reference)
-        totals = self._resampled(self.crops).float()[:, None]
-        self._reference_swd_resampled = (self.weights.float() @ self._reference_swd.float().flatten(1)) / totals
+        self._reference_swd_resampled = (self.weights.float() @ self._reference_swd.float().flatten(1)) \
+            / self._totals.float()[:, None]
         self.metrics = [name for name in PAIRED_METRICS if name != "lpips" or lpips is not None]
         self.values: dict[str, dict[str, np.ndarray]] = {}
 
@@ -123,7 +124,7 @@ class PairedBootstrap:
             per_crop["mse"].append(mse(batch, clean).cpu())
             if self.lpips is not None:
                 per_crop["lpips"].append(self.lpips(batch, clean).double().cpu())
-        totals = self._resampled(self.crops)
+        totals = self._totals
         values = {}
         for name, chunks in per_crop.items():
             if chunks:
