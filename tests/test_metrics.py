@@ -129,22 +129,82 @@ def test_distortion_identities(photo_pair):
 
 # ------------------------------------------------------------------------------- LPIPS
 
-@pytest.fixture(scope="module")
-def random_lpips() -> M.LPIPS:
-    """LPIPS with He-initialised random VGG16 weights and random non-negative linear layers."""
-    from torchvision.models.vgg import cfgs, make_layers
+_VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in make_layers(cfgs["D"]).state_dict().items()}
+
+def reference_lpips(vgg_state: dict, lin_state: dict, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """LPIPS v0.1 (VGG16) written out with ``torch.nn.functional``, the reference for :class:`M.LPIPS`.
+
+    The formula dotlib used to implement by hand: inputs [0, 1] -> [-1, 1], standardised by
+    LPIPS's shift/scale; VGG16 ``features`` (3x3 convs + ReLU, 2x2 max-pools between blocks,
+    torchvision's ``features.N`` numbering) tapped at the end of each block (relu1_2 ...
+    relu5_3); each tap unit-normalised over channels; d = Σ_l mean_hw Σ_c w_lc (Δφ̂_lc)².
+    """
+    import torch.nn.functional as F
+
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+
+    def taps(images: torch.Tensor) -> list[torch.Tensor]:
+        x, index, out = (2.0 * images.float() - 1.0 - shift) / scale, 0, []
+        for block, widths in enumerate(_VGG16_BLOCKS):
+            if block > 0:
+                x, index = F.max_pool2d(x, kernel_size=2, stride=2), index + 1
+            for _ in widths:
+                weight, bias = vgg_state[f"features.{index}.weight"], vgg_state[f"features.{index}.bias"]
+                x, index = F.relu(F.conv2d(x, weight, bias, padding=1)), index + 2
+            out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+        return out
+
+    total = torch.zeros(a.shape[0], dtype=torch.float64)
+    for level, (xa, xb) in enumerate(zip(taps(a), taps(b))):
+        weight = lin_state[f"lin{level}.model.1.weight"].view(1, -1, 1, 1)
+        total += (weight * (xa - xb).pow(2)).sum(dim=1).mean(dim=(1, 2)).double()
+    return total
+
+
+@pytest.fixture(scope="module")
+def lpips_weights() -> tuple[dict, dict]:
+    """Seeded random torchvision VGG16 state dict (conv biases made non-zero too, so that the bias
+    mapping is exercised) and random non-negative linear layers, keyed like LPIPS's ``vgg.pth``."""
+    import torchvision
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        vgg_state = torchvision.models.vgg16().state_dict()
     generator = torch.Generator().manual_seed(0)
-    vgg_state = {}
-    for key, shape in shapes.items():
-        fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
-        scale = math.sqrt(2.0 / fan_in) if key.endswith("weight") else 0.0
-        vgg_state[f"features.{key}"] = scale * torch.randn(shape, generator=generator)
+    for key, value in vgg_state.items():
+        if key.startswith("features.") and key.endswith("bias"):
+            vgg_state[key] = 0.05 * torch.randn(value.shape, generator=generator)
     lin_state = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1, generator=generator)
                  for k, c in enumerate((64, 128, 256, 512, 512))}
-    return M.LPIPS(vgg_state, lin_state)
+    return vgg_state, lin_state
+
+
+@pytest.fixture(scope="module")
+def random_lpips(lpips_weights) -> M.LPIPS:
+    """The lpips-package-based LPIPS on the random weights of ``lpips_weights``."""
+    return M.LPIPS(*lpips_weights)
+
+
+def lpips_test_pairs(photo_pair) -> tuple[torch.Tensor, torch.Tensor]:
+    """64x64 pairs: three random-uniform pairs and two photo crops against a noisy version."""
+    generator = torch.Generator().manual_seed(1)
+    a = torch.rand(3, 3, 64, 64, generator=generator)
+    b = torch.rand(3, 3, 64, 64, generator=generator)
+    clean = photo_pair[0][..., :64, :64]
+    return torch.cat([a, clean]), torch.cat([b, noise(clean, 0.1)])
+
+
+def test_lpips_package_matches_reference(photo_pair, lpips_weights, random_lpips):
+    """Agreement with the hand-written formula to 1e-6 ABSOLUTE (values are O(0.1-1); measured ~1e-7)."""
+    a, b = lpips_test_pairs(photo_pair)
+    ours, reference = random_lpips(a, b), reference_lpips(*lpips_weights, a, b)
+    assert ours.dtype == torch.float64 and ours.shape == (5,)
+    assert float(reference.min()) > 0.01  # a non-trivial comparison
+    assert float((ours - reference).abs().max()) <= 1e-6
+    assert torch.all(random_lpips(a, a) == 0) and torch.all(reference_lpips(*lpips_weights, a, a) == 0)
+    assert torch.all(random_lpips.to("cpu")(a, b) == ours)  # .to keeps it working
 
 
 def test_lpips_computation_path(photo_pair, random_lpips):
@@ -155,14 +215,87 @@ def test_lpips_computation_path(photo_pair, random_lpips):
     mild, strong = net(clean, noise(clean, 0.05)), net(clean, noise(clean, 0.3))
     assert torch.all(mild > 0) and torch.all(strong > mild)
     assert torch.allclose(net(noise(clean, 0.05), clean), mild)
+    with pytest.raises(ValueError, match="same shape"):
+        net(clean, clean[..., :32])
+
+
+def test_lpips_rejects_malformed_weights(lpips_weights):
+    vgg_state, lin_state = lpips_weights
+    with pytest.raises(ValueError, match="features"):
+        M.LPIPS({"classifier.0.weight": torch.zeros(1)}, lin_state)
+    with pytest.raises(ValueError, match="features.28"):
+        M.LPIPS({k: v for k, v in vgg_state.items() if not k.startswith("features.28.")}, lin_state)
+    with pytest.raises(ValueError, match=r"lin3"):
+        M.LPIPS(vgg_state, {**lin_state, "lin3.model.1.weight": torch.rand(1, 256, 1, 1)})
+
+
+def test_lpips_loads_from_disk_without_download(tmp_path, monkeypatch, photo_pair, lpips_weights):
+    """load_lpips: trunk from a file (argument, $DOTLIB_LPIPS_VGG, hub cache), the package's calibrated
+    linear weights, and no network: every download entry point lpips/torchvision could reach raises."""
+    import warnings
+    from pathlib import Path
+
+    import lpips
+    import torchvision.models._api
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    for module, name in ((torch.hub, "load_state_dict_from_url"), (torch.hub, "download_url_to_file"),
+                         (torch.hub, "urlopen"), (torchvision.models._api, "load_state_dict_from_url"),
+                         (urllib.request, "urlopen")):
+        monkeypatch.setattr(module, name, no_network)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.delenv(M.LPIPS_VGG_ENV, raising=False)
+    monkeypatch.delenv(M.LPIPS_LIN_ENV, raising=False)
+    with pytest.raises(AssertionError, match="download"), torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's deprecation of ``pretrained=True``
+        lpips.LPIPS(net="vgg", verbose=False)  # the trip wire catches the package's own default path
+
+    vgg_state = {k: v for k, v in lpips_weights[0].items() if k.startswith("features.")}
+    vgg_file = tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth"
+    vgg_file.parent.mkdir(parents=True)
+    torch.save(vgg_state, vgg_file)
+    package_lin = Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth"
+    lin_state = torch.load(package_lin, map_location="cpu", weights_only=True)
+    a, b = lpips_test_pairs(photo_pair)
+    expected = reference_lpips(vgg_state, lin_state, a, b)
+    elsewhere = tmp_path / "elsewhere.pth"
+    for where, kwargs in (("hub cache", {}), ("arguments", {"vgg_path": vgg_file, "lin_path": package_lin}),
+                          ("environment", {})):
+        if where == "environment":
+            vgg_file.rename(elsewhere)
+            monkeypatch.setenv(M.LPIPS_VGG_ENV, str(elsewhere))
+        net = M.load_lpips("cpu", **kwargs)
+        assert isinstance(net, M.LPIPS)
+        assert float((net(a, b) - expected).abs().max()) <= 1e-6, where
 
 
 def test_lpips_missing_weights_named(tmp_path, monkeypatch):
     monkeypatch.delenv(M.LPIPS_VGG_ENV, raising=False)
+    monkeypatch.delenv(M.LPIPS_LIN_ENV, raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(M.MetricUnavailable, match="vgg16-397923af.pth") as error:
         M.load_lpips()
     assert M.LPIPS_VGG_ENV in error.value.reason and "download.pytorch.org" in error.value.reason
+
+    vgg_file = tmp_path / "vgg16.pth"
+    vgg_file.touch()
+    with pytest.raises(M.MetricUnavailable, match="vgg.pth") as error:
+        M.load_lpips(vgg_path=vgg_file, lin_path=tmp_path / "nowhere.pth")
+    assert "nowhere.pth" in error.value.reason and "pip install lpips" in error.value.reason
+
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "lpips"
+                        else find_spec(name, *args))
+    with pytest.raises(M.MetricUnavailable, match="vgg.pth") as error:  # no package: no shipped weights
+        M.load_lpips(vgg_path=vgg_file)
+    assert M.LPIPS_LIN_ENV in error.value.reason and "pip install lpips" in error.value.reason
+    with pytest.raises(M.MetricUnavailable, match="`lpips` package") as error:
+        M.load_lpips(vgg_path=vgg_file, lin_path=vgg_file)
+    assert "pip install lpips" in error.value.reason
 
 
 # --------------------------------------------------------------------- clean-fid path

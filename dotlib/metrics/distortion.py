@@ -1,4 +1,22 @@
-"""Paired distortion metrics, one value per image: MSE, PSNR, SSIM (as scikit-image), LPIPS (VGG)."""
+"""Paired distortion metrics, one value per image: MSE, PSNR, SSIM (as scikit-image), LPIPS (VGG).
+
+LPIPS is the ``lpips`` package's network (Zhang et al., "The Unreasonable Effectiveness
+of Deep Features as a Perceptual Metric", CVPR 2018; v0.1, VGG16 trunk), with the
+calibrated linear weights it ships. Two things around it are written here, each for a
+stated reason:
+
+- the weight lookup (:func:`load_lpips`): ``lpips.LPIPS(net="vgg")`` gets its VGG16
+  trunk from torchvision's ``IMAGENET1K_V1`` weights, i.e. ``torch.hub`` downloads
+  ``vgg16-397923af.pth`` when it is not cached, and it cannot be pointed at a file.
+  The study must run offline and say what is missing, so the trunk is looked up on
+  disk (argument, ``$DOTLIB_LPIPS_VGG``, torch hub's cache) and a missing file raises
+  :class:`MetricUnavailable` naming it and where to get it, before any download;
+- the construction (:class:`LPIPS`): the package's network is built on the ``meta``
+  device without weights (``pnet_rand=True``, ``pretrained=False``) and the trunk and
+  linear weights are assigned from state dicts. Measured on CPU, building it with a
+  random trunk takes 1.8 s (a full VGG16, classifier included, initialised and then
+  thrown away), on ``meta`` 0.02 s.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .assets import display_path, env_path, optional_path, resolve
+from .assets import MetricUnavailable, display_path, env_path, optional_path, resolve
 from .inputs import check_pair
 
 __all__ = ["LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV", "load_lpips", "mse", "psnr", "ssim"]
@@ -89,63 +107,69 @@ def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5, truncate: float =
     return ssim_map.flatten(1).mean(dim=1).reshape(batch, channels).mean(dim=1)
 
 
-_VGG_TAPS = (4, 9, 16, 23, 30)  # ends of the slices relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
-_VGG_CHANNELS = (64, 128, 256, 512, 512)
-
-
 class LPIPS(torch.nn.Module):
     """LPIPS v0.1 with a VGG16 trunk (Zhang et al., CVPR 2018): ``forward(a, b) -> float64 [B]``.
 
-    d(a, b) = Σ_l mean_hw || w_l ⊙ (φ̂_l(a) - φ̂_l(b)) ||², φ̂_l the channel-unit-normalised
-    VGG16 activations at relu1_2 ... relu5_3 of inputs mapped to [-1, 1] then standardised
-    by LPIPS's fixed shift/scale, w_l the learned non-negative 1x1 weights.
+    The network is the ``lpips`` package's own ``lpips.LPIPS(net="vgg", version="0.1")``
+    (held as :attr:`net`): d(a, b) = Σ_l mean_hw || w_l ⊙ (φ̂_l(a) - φ̂_l(b)) ||², φ̂_l the
+    channel-unit-normalised VGG16 activations at relu1_2 ... relu5_3 of the inputs mapped
+    from [0, 1] to [-1, 1] and standardised by its fixed shift/scale, w_l its
+    non-negative 1x1 weights. Only the weights are put in here, from state dicts:
 
-    ``vgg_state``: torchvision VGG16 state dict (``features.*`` keys are used);
+    ``vgg_state``: torchvision VGG16 state dict (its ``features.N.*`` keys are used; the
+    package keeps torchvision's index ``N`` as the child name inside ``slice1..slice5``);
     ``lin_state``: LPIPS's ``vgg.pth`` state dict (five ``lin{k}.…weight`` [1, C, 1, 1]).
+
+    The package's network is built on the ``meta`` device with a random trunk
+    (``pnet_rand=True``) and no calibration file (``pretrained=False``), so it neither
+    touches the network nor spends 1.8 s initialising a VGG16 (classifier included) whose
+    weights are replaced at once; the given tensors are then assigned to it.
     """
 
     def __init__(self, vgg_state: dict[str, torch.Tensor], lin_state: dict[str, torch.Tensor]):
         super().__init__()
-        from torchvision.models.vgg import cfgs, make_layers
+        import warnings
 
-        with torch.device("meta"):  # structure only; the weights come from vgg_state
-            trunk = make_layers(cfgs["D"])  # torchvision's VGG16 ``features``
+        import lpips
+
+        with warnings.catch_warnings():  # lpips passes torchvision's deprecated ``pretrained=False``
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+            with torch.device("meta"):
+                net = lpips.LPIPS(pretrained=False, net="vgg", version="0.1", lpips=True, spatial=False,
+                                  pnet_rand=True, verbose=False)
         features = {k[len("features."):]: v for k, v in vgg_state.items() if k.startswith("features.")}
         if not features:
             raise ValueError("vgg_state has no 'features.*' keys; pass a torchvision VGG16 state dict")
-        trunk.load_state_dict(features, assign=True)
-        starts = (0,) + _VGG_TAPS[:-1]
-        self.slices = torch.nn.ModuleList(trunk[s:e] for s, e in zip(starts, _VGG_TAPS))
-        self.lins = torch.nn.ModuleList()
-        for level, channels in enumerate(_VGG_CHANNELS):
-            keys = [k for k in lin_state if k.startswith(f"lin{level}.") and k.endswith("weight")]
-            if len(keys) != 1 or tuple(lin_state[keys[0]].shape) != (1, channels, 1, 1):
-                raise ValueError(f"lin_state must hold one lin{level}.*weight of shape [1, {channels}, 1, 1]")
-            conv = torch.nn.Conv2d(channels, 1, 1, bias=False)
-            conv.weight.data.copy_(lin_state[keys[0]])
-            self.lins.append(conv)
-        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
-        self.requires_grad_(False).eval()
-
-    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = (2.0 * images - 1.0 - self.shift) / self.scale
-        out = []
-        for block in self.slices:
-            x = block(x)
-            out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
-        return out
+        state = net.state_dict()
+        for key in state:
+            parts = key.split(".")
+            if parts[0] == "net":  # net.slice{s}.{N}.{weight,bias} <- features.{N}.{weight,bias}
+                source = f"{parts[2]}.{parts[3]}"
+                if source not in features:
+                    raise ValueError(f"vgg_state lacks features.{source} (needed for LPIPS's {key})")
+                if features[source].shape != state[key].shape:
+                    raise ValueError(f"vgg_state's features.{source} has shape {tuple(features[source].shape)}, "
+                                     f"LPIPS's VGG16 needs {tuple(state[key].shape)}")
+                state[key] = features[source].to(torch.float32)
+            elif parts[0].startswith("lin"):  # lin{k}.model.1.weight and its alias lins.{k}.model.1.weight
+                level = int(parts[0][3:]) if parts[0] != "lins" else int(parts[1])
+                channels = net.chns[level]
+                keys = [k for k in lin_state if k.startswith(f"lin{level}.") and k.endswith("weight")]
+                if len(keys) != 1 or tuple(lin_state[keys[0]].shape) != (1, channels, 1, 1):
+                    raise ValueError(f"lin_state must hold one lin{level}.*weight of shape [1, {channels}, 1, 1]")
+                state[key] = lin_state[keys[0]].to(torch.float32)
+        left = [key for key, value in state.items() if value.is_meta]
+        if left:
+            raise RuntimeError(f"lpips.LPIPS has weights this loader does not fill: {left}")
+        net.load_state_dict(state, strict=True, assign=True)
+        self.net = net.requires_grad_(False).eval()
 
     @torch.no_grad()
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         check_pair(a, b)
-        device = self.shift.device
-        fa = self._features(a.to(device, torch.float32))
-        fb = self._features(b.to(device, torch.float32))
-        total = torch.zeros(a.shape[0], dtype=torch.float64, device=device)
-        for lin, xa, xb in zip(self.lins, fa, fb):
-            total += lin((xa - xb).pow(2)).mean(dim=(1, 2, 3)).double()
-        return total
+        device = self.net.scaling_layer.shift.device
+        distance = self.net(a.to(device, torch.float32), b.to(device, torch.float32), normalize=True)
+        return distance.reshape(a.shape[0]).double()  # lpips returns [B, 1, 1, 1]
 
 
 def load_lpips(device: str | torch.device = "cpu", vgg_path: str | Path | None = None,
@@ -155,7 +179,8 @@ def load_lpips(device: str | torch.device = "cpu", vgg_path: str | Path | None =
     VGG16: ``vgg_path``, else ``$DOTLIB_LPIPS_VGG``, else torch hub's cache
     (``<torch.hub.get_dir()>/checkpoints/vgg16-397923af.pth``). Linear layers: ``lin_path``,
     else ``$DOTLIB_LPIPS_LIN``, else the ``lpips`` package's ``weights/v0.1/vgg.pth`` when
-    that package is installed. Raises :class:`MetricUnavailable` naming the missing file.
+    that package is installed. Raises :class:`MetricUnavailable` naming the missing file
+    (or the missing ``lpips`` package).
     """
     import importlib.util
 
@@ -170,6 +195,9 @@ def load_lpips(device: str | torch.device = "cpu", vgg_path: str | Path | None =
     lin = resolve("lpips", "LPIPS linear weights vgg.pth (v0.1)", optional_path(lin_path), LPIPS_LIN_ENV,
                    env_path(LPIPS_LIN_ENV), lin_defaults,
                    f"`pip install lpips` (ships them) or download {LPIPS_LIN_URL} and set ${LPIPS_LIN_ENV}.")
+    if spec is None:
+        raise MetricUnavailable("lpips", "the `lpips` package (its LPIPS network) is not installed: "
+                                         "`pip install lpips==0.1.4` (see requirements.txt).")
     vgg_state = torch.load(vgg, map_location="cpu", weights_only=True)
     lin_state = torch.load(lin, map_location="cpu", weights_only=True)
     return LPIPS(vgg_state, lin_state).to(device)
