@@ -114,7 +114,7 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 def fit(args: argparse.Namespace) -> None:
     """Update the target with the natural images, the source with the restored ones, fit, save."""
     import torch
-    from tqdm.auto import tqdm
+    from .progress import progress
 
     from .data import load_image
     from .latent_ot import LatentOT
@@ -132,7 +132,7 @@ def fit(args: argparse.Namespace) -> None:
                 ot.update(torch.stack(pending).to(ot.device), which=which)
                 pending.clear()
 
-        for file in tqdm(folder.files, desc=f"{which} ({folder.root.name})", unit="image"):
+        for file in progress(folder.files, desc=f"{which} ({folder.root.name})", unit="image"):
             image = load_image(file)
             _check_fits(ot, image, file)
             if pending and (pending[0].shape != image.shape or len(pending) == args.batch_size):
@@ -154,7 +154,7 @@ def fit(args: argparse.Namespace) -> None:
 
 def enhance(args: argparse.Namespace) -> None:
     """Write x̂α of every image of IN_DIR for every α into OUT_DIR (never over an input)."""
-    from tqdm.auto import tqdm
+    from .progress import progress
 
     from .data import load_image
     from .latent_ot import LatentOT
@@ -186,7 +186,7 @@ def enhance(args: argparse.Namespace) -> None:
     ot = LatentOT.load(args.operator, device=args.device)
     if not ot.fitted:
         raise UserError(f"{args.operator} holds statistics but no fitted operator; run dotlib fit again")
-    for file, paths in tqdm(plan, desc="enhancing", unit="image"):
+    for file, paths in progress(plan, desc="enhancing", unit="image"):
         image = load_image(file)
         _check_fits(ot, image, file)
         results = ot.sweep(image[None].to(ot.device), alphas, decode=args.decode)[:, 0]
@@ -307,7 +307,7 @@ def evaluate(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
+    from .progress import progress
 
     from . import plots
     from .data import load_image
@@ -326,10 +326,10 @@ def evaluate(args: argparse.Namespace) -> None:
         clean_files[key] = file
     groups = _groups(clean_folder.root, set(clean_files), args.out_dirs)
     device = torch.device(args.device)
-    clean = {key: load_image(file) for key, file in tqdm(clean_files.items(), desc="clean images", unit="image")}
+    clean = {key: load_image(file) for key, file in progress(clean_files.items(), desc="clean images", unit="image")}
     measure = _SetMetrics(list(clean.values()), device)
     rows = []
-    for (label, alpha), pairs in tqdm(groups.items(), desc="measuring", unit="set"):
+    for (label, alpha), pairs in progress(groups.items(), desc="measuring", unit="set"):
         images = [load_image(file) for _, file in pairs]
         for (key, file), image in zip(pairs, images):
             if image.shape != clean[key].shape:

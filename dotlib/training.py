@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .data import crop_batch, load_photo, split_photos
 from .io import atomic_path
+from .progress import progress as progress_bar
 
 __all__ = ["EMBEDDED_VAE_CONFIG", "build_embedded_vae", "train_vae", "TrainingPhotos"]
 
@@ -178,8 +178,8 @@ def train_vae(
     vae.train()
     began = time.perf_counter()
     running = None
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc="embedded VAE",
-                    mininterval=30)
+    progress = progress_bar(range(start, steps), initial=start, total=steps, desc="embedded VAE",
+                            unit="step", mininterval=30)
     for step in progress:
         lr = _learning_rate(step, steps, learning_rate, warmup)
         for group in optimiser.param_groups:
@@ -312,8 +312,8 @@ def train_restorer(
     net.train()
     began = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)
     running = None
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc=f"restorer {task}",
-                    mininterval=30)
+    progress = progress_bar(range(start, steps), initial=start, total=steps, desc=f"restorer {task}",
+                            unit="step", mininterval=30)
     for step in progress:
         lr = _learning_rate(step, steps, learning_rate, warmup)
         for group in optimiser.param_groups:

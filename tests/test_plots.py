@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 
+import matplotlib
+import matplotlib.collections
 import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,13 +51,44 @@ def study_table(tasks=("sr4", "awgn50")) -> pd.DataFrame:
 
 
 def assert_pdf_png(pdf, png, width_in: float):
+    """PDF with TrueType fonts, 300-dpi PNG, both exactly ``width_in`` inches wide."""
     assert pdf.stat().st_size > 2000 and png.stat().st_size > 2000
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and b"/Type3" not in data and b"/FontFile2" in data
+    box = re.search(rb"/MediaBox \[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", data)
+    assert box and float(box[1]) / 72 == pytest.approx(width_in, abs=0.01)
     with Image.open(png) as image:
         dpi = image.info["dpi"][0]
         assert dpi == pytest.approx(300, abs=1)
-        assert 0.7 * width_in < image.width / dpi < 1.15 * width_in
+        assert image.width / dpi == pytest.approx(width_in, abs=0.01)
+
+
+def assert_nothing_clipped(fig):
+    """Everything drawn lies inside the figure (what save_figure writes is the whole figure)."""
+    fig.draw_without_rendering()
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())   # inches
+    width, height = fig.get_size_inches()
+    assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01 and drawn.x1 <= width + 0.01 and drawn.y1 <= height + 0.01, \
+        f"drawn extent {drawn.bounds} is cut by the {width} x {height} in figure"
+
+
+def tick_labels(axis) -> list[str]:
+    """The labels a reader sees on ``axis``: major ticks inside the view, with text."""
+    low, high = sorted(axis.get_view_interval())
+    return [tick.label1.get_text() for tick in axis.get_major_ticks()
+            if tick.label1.get_visible() and tick.label1.get_text() and low <= tick.get_loc() <= high]
+
+
+def assert_readable_log_axis(axis, most: int):
+    """2 to ``most`` labels, none overlapping its neighbour, on a log axis (of a figure drawn since its last change)."""
+    renderer = axis.figure.canvas.get_renderer()
+    low, high = sorted(axis.get_view_interval())
+    shown = [tick.label1 for tick in axis.get_major_ticks()
+             if tick.label1.get_text() and low * 0.999 <= tick.get_loc() <= high * 1.001]
+    assert 2 <= len(shown) <= most, [t.get_text() for t in shown]
+    extents = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: (b.x0, b.y0))
+    for a, b in zip(extents, extents[1:]):
+        assert not a.overlaps(b), "tick labels overlap"
 
 
 def test_perception_distortion_plane_files(tmp_path):
@@ -67,8 +102,14 @@ def test_perception_distortion_plane_files(tmp_path):
     assert {"α=0", "α=0.5", "α=1", "α=-1", "α=2"} <= labels
     legend = {t.get_text() for t in fig.legends[0].get_texts()}
     assert {"extrapolation", r"$x^*$ (restorer)", r"$\hat{x}_0$ (DOT)", r"$D(E(x))$",
-            r"$y$ (degraded)"} <= legend
+            r"$y$, bicubic ×4"} <= legend           # sr4's y was upsampled to be measured
     assert fig.axes[1].get_ylabel() == "α"  # the colour bar
+    assert ax.get_xlabel() == "MSE ×10³ ↓"
+    assert fig.get_figwidth() == pytest.approx(plots.COLUMN_WIDTH)
+    fig.draw_without_rendering()
+    for axis in (ax.xaxis, ax.yaxis):
+        assert_readable_log_axis(axis, most=7)
+    assert_nothing_clipped(fig)
     pdf, png = plots.save_figure(fig, tmp_path / "pd" / "sr4")
     assert_pdf_png(pdf, png, plots.COLUMN_WIDTH)
     plt.close(fig)
@@ -89,7 +130,121 @@ def test_grid_over_tasks(tmp_path):
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert [ax.get_title() for ax in panels] == ["SISR ×4 — mse_net", "JPEG q=10 — mse_net",
                                                  "AWGN σ=50 — mse_net", "SR ×4 + AWGN σ=50 — mse_net"]
+    fig.draw_without_rendering()
+    for ax in panels:   # narrow panels: few enough labels to stand apart
+        assert_readable_log_axis(ax.xaxis, most=6)
+        assert_readable_log_axis(ax.yaxis, most=7)
+    legend = [t.get_text() for ax in fig.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
+    assert r"$y$ (SR tasks: bicubic ×4)" in legend   # one legend, in the grid's empty cell
+    assert fig.get_figwidth() == pytest.approx(plots.PAGE_WIDTH)
+    assert_nothing_clipped(fig)
     pdf, png = plots.save_figure(fig, tmp_path / "grid")
+    assert_pdf_png(pdf, png, plots.PAGE_WIDTH)
+    plt.close(fig)
+
+    full = plots.perception_distortion_grid(study_table(("sr4", "jpeg10", "awgn50")))   # no empty cell
+    assert len(full.legends) == 1
+    assert_nothing_clipped(full)
+    plt.close(full)
+
+
+@pytest.mark.parametrize("task", ["awgn50", "jpeg10"])
+def test_y_is_labelled_y_where_it_was_not_resized(task):
+    fig = plots.perception_distortion(study_table((task,)), task=task)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "$y$" in legend and not any("bicubic" in text for text in legend)
+    plt.close(fig)
+    assert plots.y_label(task) == "$y$" and plots.y_label(["sr4", "sr4_jpeg10"]) == "$y$, bicubic ×4"
+    assert plots.y_label("a_task_dotlib_does_not_know") == "$y$"
+
+
+def test_x_star_is_drawn_over_y():
+    table = study_table(("sr4_jpeg10",))
+    star = table.signal.eq("x_star")
+    table.loc[table.signal.eq("y"), ["mse", "swd"]] = table.loc[star, ["mse", "swd"]].to_numpy()  # y on x*
+    fig = plots.perception_distortion(table, task="sr4_jpeg10")
+    marks = [c for c in fig.axes[0].collections
+             if isinstance(c, matplotlib.collections.PathCollection) and len(c.get_offsets()) == 1]
+    orange = [c for c in marks if np.allclose(c.get_facecolor()[0][:3], plots.SIGNAL_STYLES["x_star"]["color"])]
+    grey = [c for c in marks if np.allclose(c.get_facecolor()[0][:3], plots.SIGNAL_STYLES["y"]["color"])]
+    assert len(orange) == 1 and len(grey) == 1
+    assert np.allclose(orange[0].get_offsets(), grey[0].get_offsets())
+    assert orange[0].get_zorder() > grey[0].get_zorder() and orange[0].get_sizes()[0] < grey[0].get_sizes()[0]
+    plt.close(fig)
+
+
+def test_alpha_labels_inside_the_axes_and_apart():
+    for fig in (plots.perception_distortion(study_table(), task="awgn50"),
+                plots.perception_distortion_grid(study_table(("sr4", "jpeg10", "awgn50", "sr4_awgn50")))):
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            notes = [t for t in ax.texts if t.get_text().startswith("α=")]
+            extents = [t.get_window_extent(renderer) for t in notes]
+            frame = ax.get_window_extent(renderer)
+            for box in extents:
+                assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            for i, a in enumerate(extents):
+                assert not any(a.overlaps(b) for b in extents[i + 1:])
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("low, high, most", [(2e-4, 3e-2, 6), (22.0, 61.0, 7), (0.9, 1.2, 7), (1e-12, 1e3, 7)])
+def test_log_ticks_are_few_readable_numbers(low, high, most):
+    fig, ax = plt.subplots(figsize=(plots.COLUMN_WIDTH / 2, plots.COLUMN_WIDTH / 2), layout="constrained")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    fig.draw_without_rendering()
+    for axis in (ax.xaxis, ax.yaxis):
+        values = plots.log_ticks(axis)
+        fig.draw_without_rendering()
+        assert all(low <= v <= high for v in values)
+        assert_readable_log_axis(axis, most=most)
+        assert all(len(text) <= 6 for text in tick_labels(axis))   # "0.0005", "20", never 1e-04-style noise
+    plt.close(fig)
+
+
+def test_training_curves_distinct_markers_and_widths(tmp_path):
+    steps = np.arange(100, 1600, 100)
+    logs = {task: pd.DataFrame({"step": steps, "loss": 0.01 / (1 + k + steps / 500),
+                                "psnr_monitor": 20 + k + np.log(steps) / 3})
+            for k, task in enumerate(["sr4", "jpeg10", "awgn50", "sr4_jpeg10", "sr4_awgn50"])}
+    fig = plots.training_curves(logs)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 5
+    assert len({line.get_marker() for line in lines}) == 5           # told apart without colour
+    assert len({line.get_color() for line in lines}) == 5
+    palette = [tuple(c) for c in plots.PALETTE]
+    assert all(tuple(matplotlib.colors.to_rgb(line.get_color())) in palette for line in lines)
+    assert [t.get_text() for t in fig.legends[0].get_texts()][0] == "SISR ×4"
+    assert fig.get_figwidth() == pytest.approx(plots.COLUMN_WIDTH)
+    assert_nothing_clipped(fig)
+    pdf, png = plots.save_figure(fig, tmp_path / "training")
+    assert_pdf_png(pdf, png, plots.COLUMN_WIDTH)
+    plt.close(fig)
+
+    two = plots.training_curves({"embedded VAE": logs["sr4"]},
+                                metrics=[("loss", "training loss"), ("psnr_monitor", "PSNR (dB)")])
+    assert two.get_figwidth() == pytest.approx(plots.PAGE_WIDTH) and two.axes[0].get_yscale() == "log"
+    two.draw_without_rendering()
+    assert_readable_log_axis(two.axes[0].yaxis, most=7)
+    assert_nothing_clipped(two)
+    plt.close(two)
+    with pytest.raises(ValueError, match="no column 'psnr'"):
+        plots.training_curves(logs, metrics=[("psnr", "PSNR")])
+
+
+def test_set_width_refits_a_figure_built_elsewhere(tmp_path):
+    fig, ax = plt.subplots(figsize=(8.0, 3.0))
+    ax.plot([0, 1], [0, 1], label="a long legend entry placed outside the axes")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    plots.set_width(fig, plots.PAGE_WIDTH)
+    assert fig.get_figwidth() == pytest.approx(plots.PAGE_WIDTH)
+    assert_nothing_clipped(fig)
+    pdf, png = plots.save_figure(fig, tmp_path / "elsewhere")
     assert_pdf_png(pdf, png, plots.PAGE_WIDTH)
     plt.close(fig)
 
@@ -102,8 +257,15 @@ def test_collage(tmp_path):
     assert len(fig.axes) == 8 and fig.axes[0].get_title() == "$y$" and fig.axes[0].get_ylabel() == "#0"
     shown = fig.axes[1].images[0].get_array()
     assert np.allclose(shown, (x[0] * 0.5).permute(1, 2, 0).numpy())
+    assert fig.axes[0].images[0].get_array().shape[:2] == (8, 12)   # y at its own size, not resampled
+    assert_nothing_clipped(fig)
     assert_pdf_png(tmp_path / "collage.pdf", tmp_path / "collage.png", plots.PAGE_WIDTH)
     plt.close(fig)
+    two_lines = plots.collage([[x[0], x[1]]], row_labels=["SR ×4 + JPEG q=10\nbest: tv"],
+                              column_labels=["$y$", "$x$"], width=plots.COLUMN_WIDTH)
+    assert two_lines.get_figwidth() == pytest.approx(plots.COLUMN_WIDTH)
+    assert_nothing_clipped(two_lines)
+    plt.close(two_lines)
     with pytest.raises(KeyError, match="xe"):
         plots.run_collage(images, columns=("xe",))
 
