@@ -467,17 +467,38 @@ class SpandrelRestorer(Restorer):
         return tiled_apply(self.descriptor, y, self.scale, self.tile, self.overlap)
 
 
+_EXTRA_ARCHES_INSTALLED = False
+
+
+def _install_extra_arches() -> None:
+    """Register ``spandrel_extra_arches`` (Restormer and other non-commercial architectures) in
+    spandrel's main registry, once per process; architectures already there are kept."""
+    global _EXTRA_ARCHES_INSTALLED
+    if not _EXTRA_ARCHES_INSTALLED:
+        import warnings
+
+        with warnings.catch_warnings():  # its CodeFormer scripts a function at import (torch 2.14 warns)
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+            import spandrel_extra_arches
+
+        spandrel_extra_arches.install(ignore_duplicates=True)
+        _EXTRA_ARCHES_INSTALLED = True
+
+
 def _load_spandrel(path: Path, device: torch.device):
-    """``spandrel.ModelLoader(device).load_from_file(path)``, checked to be an image-to-image model."""
+    """``spandrel.ModelLoader(device).load_from_file(path)`` (with spandrel_extra_arches
+    installed), checked to be an image-to-image model."""
     import spandrel
 
+    _install_extra_arches()
     try:
         descriptor = spandrel.ModelLoader(device=device).load_from_file(path)
     except spandrel.UnsupportedModelError as error:
+        known = ", ".join(sorted(str(support.architecture.id) for support in spandrel.MAIN_REGISTRY))
         raise ValueError(
-            f"spandrel does not recognise the architecture of {path}; Restormer and other "
-            f"non-commercial architectures need `pip install spandrel_extra_arches` and "
-            f"`import spandrel_extra_arches; spandrel_extra_arches.install()` first"
+            f"the architecture of {path} is unknown to spandrel {spandrel.__version__} and "
+            f"spandrel_extra_arches (they support: {known}); use a checkpoint of one of these, or run "
+            f"the model elsewhere and read its outputs with restorer=\"folder:<path>\""
         ) from error
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise TypeError(f"{path} holds a {type(descriptor).__name__}, not an image-to-image model")
