@@ -14,6 +14,7 @@ CONTEXT): columns task, restorer, encoder, signal, alpha, the metric columns and
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,10 +29,12 @@ __all__ = [
     "TASK_LABELS",
     "Column",
     "FINDING_METRICS",
+    "PERCEPTION_FALLBACKS",
     "findings",
     "findings_markdown",
     "frame_markdown",
     "headline_rows",
+    "perception_index",
     "poster_rows",
     "signal_row",
     "task_label",
@@ -75,6 +78,50 @@ COLUMNS: tuple[Column, ...] = (
     Column("detail", "detail ×10³", r"detail $\times 10^3$", False, 1e3, 1),
     Column("latent_w2", "latent W₂² (fitted)", r"latent $W_2^2$ (fitted)", None, 1.0, 3),
 )
+
+
+#: Perceptual indices tried, in order, when the one asked for has no values (FID needs the
+#: Inception weights; SWD and detail need none).
+PERCEPTION_FALLBACKS = ("fid", "swd", "detail")
+
+
+def perception_index(table: pd.DataFrame, wanted: str, fallbacks: Sequence[str] = PERCEPTION_FALLBACKS,
+                     notes: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """The perceptual index to plot and tabulate: ``wanted`` when every (task, restorer) of
+    ``table`` has values for it, else the first of ``fallbacks`` that has, with a sentence saying
+    which index replaced which and why (``notes[wanted]``, the reason the metric is missing,
+    when known); the sentence is None when ``wanted`` is used. ``ValueError`` if no index
+    has values everywhere.
+    """
+    groups = [group for _, group in table.groupby(["task", "restorer"], sort=True)] \
+        if {"task", "restorer"} <= set(table.columns) else [table]
+
+    def lacking(column: str) -> list[str]:
+        return [f"{group.task.iloc[0]} / {group.restorer.iloc[0]}" if "task" in group else "the table"
+                for group in groups if column not in group or group[column].notna().sum() == 0]
+
+    missing = lacking(wanted)
+    if not missing:
+        return wanted, None
+    for candidate in fallbacks:
+        if candidate != wanted and not lacking(candidate):
+            name, replacement = _column_header(wanted), _column_header(candidate)
+            where = "any run" if len(missing) == len(groups) else ", ".join(missing)
+            reason = re.split(r"\.\s", str((notes or {}).get(wanted) or "").strip())[0].rstrip(".")
+            note = (f"{name} has no values in {where}, so the perception-distortion planes show {replacement} "
+                    f"instead (perception = {candidate!r}, not {wanted!r})" + (f"; {name}: {reason}" if reason else "")
+                    + ".")
+            return candidate, note
+    raise ValueError(f"column {wanted!r} has no values in {', '.join(missing)}, nor has any of "
+                     f"{', '.join(f for f in fallbacks if f != wanted)} in every run: no perceptual index to show")
+
+
+def _column_header(key: str) -> str:
+    """The printed name of a metric key (without its scale), the key itself when unknown."""
+    for column in COLUMNS:
+        if column.key == key:
+            return column.header.split(" ")[0]
+    return key
 
 
 def task_label(task: str, latex: bool = False) -> str:
@@ -228,14 +275,15 @@ def _arrow(column: Column, latex: bool) -> str:
 
 def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas=(0.5, 0.0),
                 perception: str = "swd", notes: Mapping[str, str] | None = None, fit_split: str = "same",
-                decode: str = "direct") -> str:
-    """The poster table as GitHub Markdown; ``notes`` maps a metric key to why it is missing."""
+                decode: str = "direct", caption: str | None = None) -> str:
+    """The poster table as GitHub Markdown; ``notes`` maps a metric key to why it is missing;
+    ``caption`` is a last footnote (e.g. the note of :func:`perception_index`)."""
     body, _, missing = _layout(table, columns, False, alphas, perception, fit_split, decode)
     header = ["Task", "Signal"] + [c.header + _arrow(c, False) for c in columns]
     lines = ["| " + " | ".join(header) + " |",
              "| " + " | ".join([":--", ":--"] + ["--:"] * len(columns)) + " |"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    footnotes = _footnotes(missing, notes, False)
+    footnotes = _footnotes(missing, notes, False) + ([f"Note: {caption}"] if caption else [])
     if footnotes:
         lines.append("")
         lines += [f"{line}  " for line in footnotes]
@@ -244,8 +292,9 @@ def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas
 
 def to_latex(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas=(0.5, 0.0),
              perception: str = "swd", notes: Mapping[str, str] | None = None, fit_split: str = "same",
-             decode: str = "direct") -> str:
-    """The poster table as a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
+             decode: str = "direct", caption: str | None = None) -> str:
+    """The poster table as a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``); ``caption``
+    as in :func:`to_markdown`."""
     body, block_starts, missing = _layout(table, columns, True, alphas, perception, fit_split, decode)
     header = ["Task", "Signal"] + [c.latex + _arrow(c, True) for c in columns]
     lines = [r"\begin{tabular}{ll" + "r" * len(columns) + "}", r"\toprule",
@@ -256,8 +305,8 @@ def to_latex(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas=(0
         lines.append(" & ".join(cells) + r" \\")
     lines.append(r"\bottomrule")
     width = 2 + len(columns)
-    lines += [rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {line}}} \\"
-              for line in _footnotes(missing, notes, True)]
+    footnotes = _footnotes(missing, notes, True) + ([f"Note: {_latex_escape(caption)}"] if caption else [])
+    lines += [rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {line}}} \\" for line in footnotes]
     lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 

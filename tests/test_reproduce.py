@@ -1,6 +1,9 @@
 """Batch reproduction: resumable steps, failures isolated, missing assets stop at once."""
 
+import json
+import math
 import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -11,11 +14,11 @@ from dotlib.reproduce import Asset, expand, load_study, main, missing_assets, ru
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _notebook(path: Path, body: str) -> None:
+def _notebook(path: Path, body: str, parameters: str = "value = 1\nout = 'out.txt'") -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook.metadata["language_info"] = {"name": "python"}
-    parameters = nbformat.v4.new_code_cell("value = 1\nout = 'out.txt'")
+    parameters = nbformat.v4.new_code_cell(parameters)
     parameters.metadata["tags"] = ["parameters"]
     notebook.cells = [parameters, nbformat.v4.new_code_cell(body)]
     nbformat.write(notebook, path)
@@ -92,17 +95,32 @@ def test_missing_assets_stop_before_any_work(study_dir, capsys):
     assert not (study_dir / "results").exists()
 
 
-def test_paper_study_offline_lists_every_missing_asset(monkeypatch, capsys):
+def test_paper_study_offline_lists_every_missing_asset(monkeypatch, tmp_path):
+    import torch
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for name in list(os.environ):
         if name.startswith("DOTLIB_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("DOTLIB_INCEPTION_PATH", str(tmp_path / "no-inception"))   # surely absent
+    monkeypatch.setenv("DOTLIB_LPIPS_VGG", str(tmp_path / "no-vgg16.pth"))
+    began = time.perf_counter()
     with pytest.raises(SystemExit) as stop:
         main([str(ROOT / "studies/paper.yaml")])
+    assert time.perf_counter() - began < 60    # at once: no step started
     message = str(stop.value)
-    assert "stabilityai/sd-vae-ft-ema" in message
-    assert "ImageNet" in message
-    assert message.count("how:") >= 4
+    required, optional = message.split("also missing, optional")
+    assert "stabilityai/sd-vae-ft-ema" in required and "hf download" in required
+    assert "huggingface-cli download" not in message
+    assert "ImageNet" in required and "at least 34 image files" in required and "the least is 18" in required
+    for name in ("SwinIR-M_x4.pth", "SwinIR-M_jpeg10.pth", "sigma50.pth", "Swin2SR_CompressedSR_X4_48.pth",
+                 "RRDB_ESRGAN_x4.pth"):
+        assert name in required
+    assert ("a CUDA GPU" in required) is not torch.cuda.is_available()
+    assert f"{tmp_path}/no-inception/inception-2015-12-05.pt" in optional and "nvlabs-fi-cdn" in optional
+    assert f"{tmp_path}/no-vgg16.pth" in optional and "vgg16-397923af.pth" in optional
+    assert "no step was run" in message
+    assert message.count("how:") == message.count("where:") >= 9
 
 
 def test_unknown_study_and_step_names_are_explained(study_dir):
@@ -172,7 +190,22 @@ STEP = "    notebook: write.ipynb\n    output: results/first.ipynb\n"
     ("jobs: two\nsteps:\n  first:\n" + STEP, "'jobs' must be an integer"),
     ("steps:\n  first:\n    output: results/first.ipynb\n", r"step 'first' lacks 'notebook'"),
     ("assets:\n  - {kind: disk, path: x, what: y, how: z}\nsteps:\n  first:\n" + STEP,
-     "asset 1: kind must be one of file, folder, huggingface"),
+     "asset 1: kind must be one of file, folder, huggingface, cuda"),
+    ("assets:\n  - {kind: folder, path: x, what: y, how: z, min_file: 3}\nsteps:\n  first:\n" + STEP,
+     r"asset 1: unknown key 'min_file' \(did you mean 'min_files'\?\); known keys: how, kind, min_files, "
+     r"optional, path, what"),
+    ("assets:\n  - {kind: folder, path: x, what: y, how: z, min_files: many}\nsteps:\n  first:\n" + STEP,
+     "asset 1: 'min_files' must be an integer"),
+    ("assets:\n  - {kind: folder, path: x, what: y, how: z, min_files: 0}\nsteps:\n  first:\n" + STEP,
+     "asset 1: 'min_files' must be a positive integer on a folder asset"),
+    ("assets:\n  - {kind: file, path: x, what: y, how: z, min_files: 3}\nsteps:\n  first:\n" + STEP,
+     "'min_files' must be a positive integer on a folder asset, got 3 on a file asset"),
+    ("assets:\n  - {kind: file, path: x, what: y, how: z, optional: maybe}\nsteps:\n  first:\n" + STEP,
+     "asset 1: 'optional' must be true or false"),
+    ("assets:\n  - {kind: cuda, path: x, what: y, how: z}\nsteps:\n  first:\n" + STEP,
+     "asset 1: a cuda asset has no 'path'"),
+    ("assets:\n  - {kind: file, what: y, how: z}\nsteps:\n  first:\n" + STEP, "asset 1 lacks 'path'"),
+    ("assets:\n  - {kind: file, path: x, how: z}\nsteps:\n  first:\n" + STEP, "asset 1 lacks 'what'"),
 ])
 def test_study_files_are_checked_against_the_schema(study_dir, text, match):
     (study_dir / "bad.yaml").write_text(text)
@@ -283,3 +316,395 @@ def test_an_output_changed_after_its_step_ran_makes_it_run_again(study_dir, caps
     assert "outputs changed since the step ran (results/first.txt)" in capsys.readouterr().out
     assert (study_dir / "results/first.txt").read_text() == "7"
     assert _statuses(run_study(study, only=["first"])) == {"first": "skipped"}
+
+
+# ------------------------------------------------------------ assets: schema, checks, messages
+
+
+def test_assets_with_every_key_are_loaded(study_dir, monkeypatch):
+    monkeypatch.setenv("DOTLIB_TEST_DATA", str(study_dir / "photos"))
+    (study_dir / "assets.yaml").write_text(
+        "assets:\n"
+        "  - {kind: folder, path: \"${DOTLIB_TEST_DATA}\", min_files: 2, what: photos, how: copy them}\n"
+        "  - {kind: file, path: \"${DOTLIB_TEST_UNSET:-${DOTLIB_TEST_DATA}/..}/w.pt\", optional: true,\n"
+        "     what: w, how: get}\n"
+        "  - {kind: cuda, what: a GPU, how: use one}\n"
+        "steps:\n  first:\n" + STEP)
+    folder, weights, gpu = load_study(study_dir / "assets.yaml").assets
+    assert folder == Asset("folder", str(study_dir / "photos"), "photos", "copy them", min_files=2)
+    assert weights.path == f"{study_dir}/photos/../w.pt" and weights.optional and weights.min_files is None
+    assert gpu.kind == "cuda" and gpu.path == "" and not gpu.optional
+
+
+def test_min_files_counts_images_as_image_folder_does(tmp_path):
+    from dotlib.data import ImageFolder
+    from dotlib.reproduce import image_files
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".hidden").mkdir()
+    for name in ("one.png", "a/two.JPG", "a/b/three.webp", ".hidden/four.png", "a/.five.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert image_files(tmp_path) == ImageFolder(tmp_path).files
+    assert [p.name for p in image_files(tmp_path)] == ["three.webp", "two.JPG", "one.png"]
+    assert Asset("folder", str(tmp_path), "photos", "copy", min_files=3).is_present()
+    short = Asset("folder", str(tmp_path), "photos", "copy", min_files=4)
+    assert not short.is_present()
+    assert short.problem() == "holds 3 image file(s), at least 4 are needed"
+    assert "(holds 3 image file(s), at least 4 are needed)" in short.describe()
+    assert Asset("folder", str(tmp_path), "photos", "copy").is_present()   # no min_files: not empty
+
+
+def test_a_file_asset_may_be_named_through_a_variable_holding_the_file_or_its_folder(tmp_path, monkeypatch):
+    (tmp_path / "inception-2015-12-05.pt").write_bytes(b"weights")
+    for value in (str(tmp_path), str(tmp_path / "inception-2015-12-05.pt")):
+        monkeypatch.setenv("DOTLIB_TEST_INCEPTION", value)
+        asset = Asset("file", expand("${DOTLIB_TEST_INCEPTION:-/tmp}/inception-2015-12-05.pt"), "w", "get")
+        assert asset.is_present() and asset.file_path() == tmp_path / "inception-2015-12-05.pt"
+    assert not Asset("file", str(tmp_path / "other.pt" / "inception-2015-12-05.pt"), "w", "get").is_present()
+
+
+def test_every_missing_required_asset_is_listed_and_optional_ones_only_warn(study_dir, capsys):
+    text = (study_dir / "study.yaml").read_text()
+    (study_dir / "photos").mkdir()
+    (study_dir / "photos" / "one.png").write_bytes(b"x")
+    (study_dir / "study.yaml").write_text(
+        text + "assets:\n"
+        "  - {kind: file, path: metric.pt, optional: true, what: metric weights (FID is skipped), how: wget it}\n"
+        "  - {kind: folder, path: photos, min_files: 1, what: photos, how: copy}\n")
+    summary = run_study(load_study(study_dir / "study.yaml"), only=["first"])
+    assert _statuses(summary) == {"first": "ran"}
+    out = capsys.readouterr().out
+    assert "1 optional asset(s) missing" in out and "metric weights (FID is skipped)" in out and "wget it" in out
+
+    (study_dir / "study.yaml").write_text(
+        text + "assets:\n"
+        "  - {kind: file, path: metric.pt, optional: true, what: metric weights, how: wget it}\n"
+        "  - {kind: folder, path: photos, min_files: 2, what: photos, how: copy more}\n"
+        "  - {kind: file, path: nowhere/model.pth, what: a checkpoint, how: download it}\n"
+        "  - {kind: huggingface, path: nowhere/vae, what: a VAE, how: hf download}\n")
+    with pytest.raises(SystemExit) as stop:
+        run_study(load_study(study_dir / "study.yaml"))
+    message = str(stop.value)
+    required, optional = message.split("also missing, optional")
+    assert "3 asset(s) missing" in required
+    assert "where: photos (holds 1 image file(s), at least 2 are needed)\n    how: copy more" in required
+    assert "where: nowhere/model.pth\n    how: download it" in required
+    assert "a VAE" in required and "hf download" in required
+    assert "metric weights" in optional and "wget it" in optional
+    assert not (study_dir / "results/broken.failed.ipynb").exists()   # no step ran
+
+
+def test_expand_nested_defaults(monkeypatch):
+    for name in ("DOTLIB_TEST_A", "DOTLIB_TEST_B", "DOTLIB_TEST_UNSET"):
+        monkeypatch.delenv(name, raising=False)
+    nested = "${DOTLIB_TEST_A:-${DOTLIB_TEST_B:-~/.cache}/torch}/hub/x.pth"
+    assert expand(nested) == "~/.cache/torch/hub/x.pth"
+    monkeypatch.setenv("DOTLIB_TEST_B", "/b")
+    assert expand(nested) == "/b/torch/hub/x.pth"
+    monkeypatch.setenv("DOTLIB_TEST_A", "/a")
+    assert expand(nested) == "/a/hub/x.pth"
+    assert expand("${DOTLIB_TEST_A:-${DOTLIB_TEST_UNSET}}") == "/a"   # an unused default is not needed
+    with pytest.raises(KeyError, match="DOTLIB_TEST_UNSET"):
+        expand("${DOTLIB_TEST_UNSET:-${DOTLIB_TEST_UNSET}}")
+    assert expand("${DOTLIB_TEST_UNSET:-}x") == "x" and expand("$HOME {x}") == "$HOME {x}"
+    with pytest.raises(ValueError, match="unclosed"):
+        expand("${DOTLIB_TEST_UNSET:-/tmp")
+
+
+# ------------------------------------------------------------ fingerprints by content
+
+
+def test_content_digests_are_cached_by_path_size_mtime_and_inode(tmp_path):
+    import hashlib
+
+    from dotlib.reproduce import ContentDigests
+
+    weights, cache = tmp_path / "model.pth", tmp_path / "stamps" / "digests.json"
+    weights.write_bytes(b"a" * 1000)
+    old = time.time_ns() - 10 ** 10
+    os.utime(weights, ns=(old, old))
+    digests = ContentDigests(cache)
+    assert digests.file(weights) == hashlib.sha256(b"a" * 1000).hexdigest()
+    digests.save()
+    entries = json.loads(cache.read_text())
+    assert list(entries) == [f"file:{weights.resolve()}"]
+    entries[f"file:{weights.resolve()}"]["sha256"] = "from the cache"
+    cache.write_text(json.dumps(entries))
+    assert ContentDigests(cache).file(weights) == "from the cache"          # not read again
+    weights.write_bytes(b"b" * 1000)                                         # same size, new mtime
+    assert ContentDigests(cache).file(weights) == hashlib.sha256(b"b" * 1000).hexdigest()
+    fresh = tmp_path / "fresh.pth"
+    fresh.write_bytes(b"new")                                                # written just now: not cached
+    digests = ContentDigests(cache)
+    digests.file(fresh)
+    digests.save()
+    assert f"file:{fresh.resolve()}" not in json.loads(cache.read_text())
+    cache.write_text("{not json")
+    assert ContentDigests(cache).file(weights) == hashlib.sha256(b"b" * 1000).hexdigest()   # rebuilt
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.png").write_bytes(b"12")
+    first = ContentDigests().folder(folder)
+    (folder / "sub" / "a.png").write_bytes(b"34")          # same name and size: not seen (documented)
+    assert ContentDigests().folder(folder) == first
+    (folder / "sub" / "a.png").write_bytes(b"345")
+    assert ContentDigests().folder(folder) != first
+    (folder / "sub" / "a.png").rename(folder / "sub" / "b.png")
+    assert ContentDigests().folder(folder) != first
+
+
+def test_huggingface_folders_are_fingerprinted_by_their_weights(tmp_path):
+    from dotlib.encoders import weights_fingerprint
+    from dotlib.reproduce import ContentDigests
+
+    vae = tmp_path / "vae"
+    vae.mkdir()
+    (vae / "config.json").write_text("{}")
+    (vae / "diffusion_pytorch_model.safetensors").write_bytes(b"w" * 64)
+    asset = Asset("huggingface", str(vae), "a VAE", "hf download")
+    assert asset.is_present() and asset.huggingface_folder() == vae
+    assert ContentDigests().asset(asset) == weights_fingerprint(vae)
+    (vae / "config.json").write_text('{"a": 1}')        # the config is not the weights
+    assert ContentDigests().asset(asset) == weights_fingerprint(vae)
+    (vae / "diffusion_pytorch_model.safetensors").write_bytes(b"v" * 64)
+    assert ContentDigests().asset(asset) == weights_fingerprint(vae) != "missing"
+    assert ContentDigests().asset(Asset("huggingface", str(tmp_path / "none"), "x", "y")) == "missing"
+    assert ContentDigests().asset(Asset("cuda", "", "a GPU", "use one")) is None
+
+
+@pytest.fixture()
+def fixed_code(monkeypatch):
+    """A constant ``dotlib`` code digest: these tests re-run studies and must see only their own changes."""
+    monkeypatch.setattr("dotlib.reproduce.code_digest", lambda: "fixed")
+
+
+@pytest.fixture()
+def content_study(tmp_path, monkeypatch, fixed_code):
+    monkeypatch.chdir(tmp_path)
+    _notebook(tmp_path / "copy.ipynb", "from pathlib import Path\nPath(out).parent.mkdir(parents=True, exist_ok=True)\n"
+              "Path(out).write_text(Path(checkpoint).read_text() if checkpoint\n"
+              "                     else str(len(list(Path(data).iterdir()))))",
+              parameters="checkpoint = None\ndata = None\nout = 'out.txt'")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights/model.pth").write_text("version 1")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos/one.png").write_bytes(b"x")
+    (tmp_path / "study.yaml").write_text(
+        "name: content\njobs: 2\n"
+        "assets:\n"
+        "  - {kind: folder, path: photos, min_files: 1, what: photos, how: copy}\n"
+        "  - {kind: file, path: metric.pt, optional: true, what: metric weights, how: wget}\n"
+        "steps:\n"
+        "  fit:\n"
+        "    notebook: copy.ipynb\n"
+        "    output: results/fit/fit.ipynb\n"
+        "    parameters: {checkpoint: weights/model.pth, out: results/fit/out.txt}\n"
+        "    outputs: [results/fit/out.txt]\n"
+        "  count:\n"
+        "    notebook: copy.ipynb\n"
+        "    output: results/count/count.ipynb\n"
+        "    parameters: {data: photos, out: results/count/out.txt}\n"
+        "    outputs: [results/count/out.txt]\n")
+    return tmp_path
+
+
+def test_replacing_a_checkpoint_at_the_same_path_reruns_the_step(content_study, capsys):
+    study = load_study(content_study / "study.yaml")
+    assert _statuses(run_study(study)) == {"fit": "ran", "count": "ran"}
+    assert _statuses(run_study(study)) == {"fit": "skipped", "count": "skipped"}
+    cache = json.loads((content_study / "results/.stamps/digests.json").read_text())
+    assert f"file:{(content_study / 'weights/model.pth').resolve()}" in cache   # hashed once, then cached
+    stamp = json.loads((content_study / "results/.stamps/content/fit.json").read_text())
+    assert "parameter checkpoint weights/model.pth" in stamp["contents"]
+    assert "asset folder photos" not in stamp["contents"]      # named by the other step's parameters only
+    assert stamp["contents"]["asset file metric.pt"] == "missing"   # named by none: every step's
+
+    (content_study / "weights/model.pth").write_text("version 2")      # same path, same size
+    capsys.readouterr()
+    assert _statuses(run_study(study)) == {"fit": "ran", "count": "skipped"}
+    assert "content changed since the step ran (parameter checkpoint weights/model.pth)" in capsys.readouterr().out
+    assert (content_study / "results/fit/out.txt").read_text() == "version 2"
+    assert _statuses(run_study(study)) == {"fit": "skipped", "count": "skipped"}
+
+    (content_study / "photos/two.png").write_bytes(b"y")                 # the folder asset of `count`
+    assert _statuses(run_study(study)) == {"fit": "skipped", "count": "ran"}
+    assert (content_study / "results/count/out.txt").read_text() == "2"
+
+    (content_study / "metric.pt").write_bytes(b"weights")                # an optional asset appears
+    assert _statuses(run_study(study)) == {"fit": "ran", "count": "ran"}
+    assert _statuses(run_study(study)) == {"fit": "skipped", "count": "skipped"}
+
+
+def test_files_a_step_writes_are_not_fingerprinted_as_parameters(study_dir, fixed_code):
+    from dotlib.reproduce import ContentDigests, step_contents
+
+    study = load_study(study_dir / "study.yaml")
+    run_study(study, only=["first", "second"])
+    assert (study_dir / "results/second.txt").is_file()
+    for step in study.steps.values():
+        assert step_contents(study, step, ContentDigests()) == {}
+    assert _statuses(run_study(study, only=["first", "second"])) == {"first": "skipped", "second": "skipped"}
+
+
+# ------------------------------------------------------------ a failed step stops its readers
+
+
+def test_globs_overlap():
+    from dotlib.reproduce import globs_overlap
+
+    assert globs_overlap("results/tasks/*/metrics.csv", "results/tasks/sr4__mse_net/**")
+    assert globs_overlap("results/tasks/*/metrics.csv", "results/tasks/sr4__mse_net/*")
+    assert globs_overlap("results/tasks/*/metrics.csv", "results/**")
+    assert globs_overlap("results/*.txt", "results/first.txt")
+    assert globs_overlap("./results/a/../first.txt", "results/first.txt")
+    assert not globs_overlap("results/tasks/*/metrics.csv", "results/operators/**")
+    assert not globs_overlap("results/tasks/*/metrics.csv", "results/tasks/sr4/theory.csv")
+    assert not globs_overlap("results/tasks/*/metrics.csv", "results/tasks/metrics.csv")
+    assert not globs_overlap("results/tables/main.*", "results/tables/pd_*")
+    assert not globs_overlap("results/first.txt", "results/broken.ipynb")
+
+
+def test_a_failed_step_stops_the_steps_that_read_its_outputs(tmp_path, monkeypatch, capsys):
+    from dotlib.reproduce import format_summary
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("")  # a project root for main()
+    (tmp_path / "dotlib").mkdir()
+    _notebook(tmp_path / "write.ipynb", "from pathlib import Path\n"
+                                        "Path(out).parent.mkdir(parents=True, exist_ok=True)\n"
+                                        "Path(out).write_text(str(value))")
+    _notebook(tmp_path / "fail.ipynb", "raise RuntimeError('deliberate failure')")
+    (tmp_path / "study.yaml").write_text(
+        "name: chain\nsteps:\n"
+        "  task_a: {notebook: fail.ipynb, output: results/tasks/a/run.ipynb}\n"
+        "  task_b: {notebook: write.ipynb, output: results/tasks/b/run.ipynb,\n"
+        "           parameters: {value: 1, out: results/tasks/b/metrics.csv}}\n"
+        "  summary: {notebook: write.ipynb, output: results/summary.ipynb,\n"
+        "            parameters: {value: 2, out: results/summary.txt},\n"
+        "            inputs: ['results/tasks/*/metrics.csv'], outputs: [results/summary.txt]}\n"
+        "  report: {notebook: write.ipynb, output: results/report.ipynb,\n"
+        "           parameters: {value: 3, out: results/report.txt},\n"
+        "           inputs: [results/summary.txt]}\n"
+        "  b_only: {notebook: write.ipynb, output: results/b_only.ipynb,\n"
+        "           parameters: {value: 4, out: results/b_only.txt},\n"
+        "           inputs: ['results/tasks/b/*.csv']}\n")
+    summary = run_study(load_study(tmp_path / "study.yaml"))
+    assert _statuses(summary) == {"task_a": "failed", "task_b": "ran", "summary": "blocked", "report": "blocked",
+                                  "b_only": "ran"}
+    out = capsys.readouterr().out
+    assert "summary: skipped: depends on failed step task_a" in out
+    assert "report: skipped: depends on failed step task_a (through summary, not run)" in out
+    assert not (tmp_path / "results/summary.txt").exists() and (tmp_path / "results/b_only.txt").read_text() == "4"
+    table = format_summary(summary)
+    assert "-> skipped: depends on failed step task_a" in table and "1 failed, 2 not run" in table
+    assert main([str(tmp_path / "study.yaml")]) == 1
+
+
+# ------------------------------------------------------------ a missing perception metric falls back
+
+
+def _metric_table(fid=(math.nan, math.nan), swd=(0.1, 0.2), detail=(0.01, 0.02)):
+    import pandas as pd
+
+    rows = []
+    for k, task in enumerate(("sr4", "awgn50")):
+        for signal, alpha in (("x", math.nan), ("xe", math.nan), ("y", math.nan), ("x_star", math.nan),
+                              ("x_alpha", 0.0), ("x_alpha", 0.5)):
+            rows.append({"task": task, "restorer": "mse_net", "signal": signal, "alpha": alpha, "psnr": 25.0,
+                         "fid": fid[k], "swd": swd[k], "detail": detail[k]})
+    return pd.DataFrame(rows)
+
+
+def test_a_perception_index_without_values_falls_back_and_says_so():
+    from dotlib import tables
+
+    assert tables.perception_index(_metric_table(), "swd") == ("swd", None)
+    assert tables.perception_index(_metric_table(fid=(1.0, 2.0)), "fid") == ("fid", None)
+    reason = {"fid": "Inception weights inception-2015-12-05.pt not found (looked at: /tmp). Download it."}
+    index, note = tables.perception_index(_metric_table(), "fid", notes=reason)
+    assert index == "swd"
+    assert note == ("FID has no values in any run, so the perception-distortion planes show SWD instead "
+                    "(perception = 'swd', not 'fid'); FID: Inception weights inception-2015-12-05.pt not found "
+                    "(looked at: /tmp).")
+    index, note = tables.perception_index(_metric_table(fid=(1.0, math.nan)), "fid")
+    assert index == "swd" and "FID has no values in awgn50 / mse_net," in note
+    assert tables.perception_index(_metric_table().drop(columns="fid"), "fid")[0] == "swd"
+    assert tables.perception_index(_metric_table(swd=(math.nan, 0.2)), "fid")[0] == "detail"
+    with pytest.raises(ValueError, match="'fid' has no values in awgn50 / mse_net, sr4 / mse_net, nor has any"):
+        tables.perception_index(_metric_table(swd=(math.nan,) * 2, detail=(math.nan,) * 2), "fid")
+
+
+def test_the_fallback_note_is_a_footnote_of_the_tables(tmp_path):
+    from dotlib import tables
+
+    note = "FID has no values in any run, so the perception-distortion planes show SWD instead."
+    markdown = tables.to_markdown(_metric_table(), caption=note)
+    assert markdown.rstrip().endswith(f"Note: {note}")
+    assert "Note:" not in tables.to_markdown(_metric_table())
+    latex = tables.to_latex(_metric_table(), caption="FID_x: 50% off")
+    assert r"\footnotesize Note: FID\_x: 50\% off} \\" in latex
+    md, tex = tables.write_tables(_metric_table(), tmp_path, stem="main", caption=note)
+    assert f"Note: {note}" in md.read_text() and "Note: FID has no values" in tex.read_text()
+
+
+@pytest.mark.slow
+def test_notebook_04_falls_back_to_swd_when_fid_has_no_values(tmp_path, monkeypatch):
+    """The final step with ``perception: fid`` and no FID values (no Inception weights): it runs,
+    plots SWD, and says so in its output, the table's footnote and the planes' caption."""
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("")  # the notebook's project root
+    (tmp_path / "dotlib").mkdir()
+    source = ROOT / "results/tasks/sr4__mse_net"
+    target = tmp_path / "tasks/sr4__mse_net"
+    target.mkdir(parents=True)
+    for name in ("theory.csv", "ridge.csv", "missing_metrics.json"):
+        (target / name).write_bytes((source / name).read_bytes())
+    pd.read_csv(source / "metrics.csv").assign(fid=math.nan).to_csv(target / "metrics.csv", index=False)
+    (tmp_path / "study.yaml").write_text(
+        "name: fallback\nsteps:\n  pd:\n"
+        f"    notebook: {ROOT / 'notebooks/04_perception_distortion.ipynb'}\n"
+        "    output: out/04.ipynb\n"
+        "    parameters: {tasks_glob: tasks/*/metrics.csv, figures_dir: figs, tables_dir: tabs, perception: fid}\n"
+        "    inputs: [tasks/*/metrics.csv]\n")
+    assert _statuses(run_study(load_study(tmp_path / "study.yaml"))) == {"pd": "ran"}
+    executed = nbformat.read(tmp_path / "out/04.ipynb", as_version=4)
+    printed = "".join(output.get("text", "") for cell in executed.cells for output in cell.get("outputs", []))
+    assert "Note: FID has no values in any run, so the perception-distortion planes show SWD instead" in printed
+    assert "Note: FID has no values" in (tmp_path / "tabs/main.md").read_text()
+    assert "Note: FID has no values" in (tmp_path / "tabs/main.tex").read_text()
+    assert (tmp_path / "figs/pd_caption.md").read_text().startswith("FID has no values in any run")
+    assert (tmp_path / "figs/pd_grid.png").is_file() and (tmp_path / "figs/pd_sr4__mse_net.pdf").is_file()
+
+
+def test_a_step_uses_the_assets_its_parameters_name(study_dir):
+    from dotlib.reproduce import ContentDigests, step_contents
+
+    (study_dir / "photos").mkdir()
+    (study_dir / "photos" / "a.png").write_bytes(b"x")
+    (study_dir / "global.pt").write_bytes(b"w")
+    (study_dir / "uses.yaml").write_text(
+        "assets:\n"
+        "  - {kind: folder, path: photos, what: p, how: h}\n"
+        "  - {kind: file, path: global.pt, what: g, how: h}\n"
+        "  - {kind: cuda, what: a GPU, how: h}\n"
+        "steps:\n"
+        "  prefixed: {notebook: write.ipynb, output: results/a/a.ipynb, parameters: {out: 'folder:photos'}}\n"
+        "  inside: {notebook: write.ipynb, output: results/b/b.ipynb, parameters: {out: photos/a.png}}\n"
+        "  other: {notebook: write.ipynb, output: results/c/c.ipynb, parameters: {out: results/c/x.txt}}\n")
+    study = load_study(study_dir / "uses.yaml")
+    digests = ContentDigests()
+    labels = {name: sorted(step_contents(study, step, digests)) for name, step in study.steps.items()}
+    assert labels == {"prefixed": ["asset file global.pt", "asset folder photos"],
+                      "inside": ["asset file global.pt", "asset folder photos", "parameter out photos/a.png"],
+                      "other": ["asset file global.pt"]}   # cuda has no content; global.pt is named by none
+
+
+def test_stamps_may_go_elsewhere(study_dir, fixed_code):
+    study = load_study(study_dir / "study.yaml")
+    assert _statuses(run_study(study, only=["first"], stamp_dir="runs/stamps")) == {"first": "ran"}
+    assert (study_dir / "runs/stamps/tiny/first.json").is_file() and not (study_dir / "results/.stamps").exists()
+    assert _statuses(run_study(study, only=["first"], stamp_dir="runs/stamps")) == {"first": "skipped"}
+    assert _statuses(run_study(study, only=["first"])) == {"first": "ran"}     # no stamp in the default place
