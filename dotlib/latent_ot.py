@@ -253,10 +253,21 @@ class LatentOT:
             raise ValueError(f"which must be 'source' or 'target', got {which!r}")
         check_images(images)
         self._check_size(images)
-        stats = self.source if which == "source" else self.target
         for latents in self._latents(images):
-            for block in iter_valid_patches(latents, self.patch_size, self.max_patches):
-                stats.update(block)
+            self.update_latents(latents, which)
+        return self
+
+    def update_latents(self, latents: torch.Tensor, which: str = "source") -> "LatentOT":
+        """Add the valid p×p patches of latents ``[B, C, h, w]`` already encoded by this encoder to ``which``."""
+        if which not in _WHICH:
+            raise ValueError(f"which must be 'source' or 'target', got {which!r}")
+        if not isinstance(latents, torch.Tensor) or latents.ndim != 4 \
+                or latents.shape[1] != self.encoder.latent_channels or min(latents.shape[-2:]) < self.patch_size:
+            raise ValueError(f"latents must be [B, {self.encoder.latent_channels}, h >= {self.patch_size}, "
+                             f"w >= {self.patch_size}], got {tuple(getattr(latents, 'shape', ()))}")
+        stats = self.source if which == "source" else self.target
+        for block in iter_valid_patches(latents.to(self.device), self.patch_size, self.max_patches):
+            stats.update(block)
         self.operator, self.latent_w2 = None, None
         return self
 

@@ -19,8 +19,8 @@ Embedded photos (``data="embedded"``): the study's photo pool (``dotlib.data.PHO
 photos that no trained component has seen) is cut into non-overlapping crops and into
 ``n_folds`` folds of photos; each fold is evaluated by operators fitted on the other folds'
 photos (cross-fitting), so every photo is evaluated and none by statistics that saw it.
-Image folders (``data=<path>``, e.g. ImageNet validation): one fitting set of ``n_fit``
-images and ``n_eval`` other images to evaluate, as the authors ran it.
+Image folders (e.g. ImageNet validation) are streamed, as the authors ran them, by
+:func:`dotlib.runner.run_folder_task`.
 
 Decoding (``decodes``): ``direct`` (the paper) and ``residual``
 (:meth:`dotlib.latent_ot.LatentOT.decode_moved`); both are measured.
@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from .progress import progress
 
-from .data import ImageFolder, photo_folds, photo_pool
+from .data import photo_folds, photo_pool
 from .degradations import degrade, get_degradation
 from .encoders import Encoder, load_encoder
 from .gaussian import DEFAULT_EPS, DEFAULT_RELATIVE_EPS, GaussianStats, w2
@@ -52,7 +52,7 @@ from .tables import verdict
 
 __all__ = [
     "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "default_alphas", "describe_finding",
-    "design_for_folder", "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task", "theory_check",
+    "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task", "theory_check",
 ]
 
 #: Fitting designs; the first is the authors' (see the module notes).
@@ -176,36 +176,6 @@ def design_for_pool(size: int = 256, crops_per_photo: int = 2, n_folds: int = 6,
     return Design(images, photos, folds,
                   f"{len(crops)} photos, {images.shape[0]} crops {size}², cross-fitted over {n_folds} folds "
                   f"of photos; {n_fit} fitting crops per side")
-
-
-def design_for_folder(folder: str, size: int, n_fit: int, n_eval: int, splits: Sequence[str] = ("same",),
-                      seed: int = 0) -> Design:
-    """The authors' protocol on an image folder: ``n_fit`` fitting images, ``n_eval`` others evaluated.
-
-    Images are shuffled by ``seed``, resized (short side ``size``) and centre-cropped.
-    ``same``: target and source are the same ``n_fit`` images; ``disjoint``: the source
-    is ``n_fit`` further images. ``matched`` needs several crops per photo: not offered here.
-    """
-    if "matched" in splits:
-        raise ValueError("fit_split 'matched' needs several crops per photo; on an image folder use "
-                         "'same' (the authors' design) or 'disjoint'")
-    source_extra = n_fit if "disjoint" in splits else 0
-    dataset = ImageFolder(folder, resize=size, crop=size)
-    needed = n_fit + source_extra + n_eval
-    if len(dataset) < needed:
-        raise ValueError(f"{folder} holds {len(dataset)} images; {needed} are needed "
-                         f"({n_fit} fitting{f' + {source_extra} disjoint source' if source_extra else ''} "
-                         f"+ {n_eval} evaluation)")
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()[:needed]
-    images = torch.stack([dataset[i] for i in tqdm(order, desc="loading images", mininterval=5)])
-    fit = list(range(n_fit))
-    sets = {}
-    for split in splits:
-        sets[split] = (fit, fit) if split == "same" else (fit, list(range(n_fit, n_fit + source_extra)))
-    evaluated = list(range(n_fit + source_extra, needed))
-    photos = [dataset.files[i].name for i in order]
-    return Design(images, photos, [(evaluated, sets)],
-                  f"{folder}: {n_fit} fitting images, {n_eval} evaluated (shuffled with seed {seed})")
 
 
 # ----------------------------------------------------------------------------- running
@@ -372,7 +342,6 @@ def run_task(
     decodes: Sequence[str] = DECODES,
     size: int = 256,
     n_fit: int = 16,
-    n_eval: int = 100,
     crops_per_photo: int = 2,
     n_folds: int = 6,
     alphas: Sequence[float] | None = None,
@@ -400,8 +369,8 @@ def run_task(
 
     ``fit_split`` (default ``same``, the authors' design) gets the α sweep ``alphas`` for the
     first decoding of ``decodes`` and ``secondary_alphas`` (default: the same) for the others;
-    each of ``ablation_splits`` is measured at α = 0. ``n_eval``
-    applies to image folders only (the embedded pool evaluates all its photos). ``eps``
+    each of ``ablation_splits`` is measured at α = 0. Every photo of the pool is evaluated.
+    ``data`` must be ``"embedded"`` (image folders: :func:`dotlib.runner.run_folder_task`). ``eps``
     None: the default of ``ridge`` (1e-9 relative; ``eps=1e-7, ridge="absolute"`` is the
     authors' setting).
     """
@@ -415,13 +384,13 @@ def run_task(
     splits = [fit_split] + [s for s in ablation_splits if s != fit_split]
     device_ = torch.device(device)
     get_degradation(task)  # unknown task: clear error before anything loads
+    if data != "embedded":
+        raise ValueError(f"run_task evaluates the embedded photo pool (data='embedded'); an image folder "
+                         f"({data!r}) is streamed by dotlib.runner.run_folder_task (notebook 03 picks it)")
     options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
     model = get_restorer(restorer, task, device=device, **options)
     vae = load_encoder(encoder, device=device)
-    if data == "embedded":
-        design = design_for_pool(size, crops_per_photo, n_folds, n_fit, splits, seed)
-    else:
-        design = design_for_folder(data, size, n_fit, n_eval, splits, seed)
+    design = design_for_pool(size, crops_per_photo, n_folds, n_fit, splits, seed)
     operator_options = dict(patch_size=patch_size, eps=eps, ridge=ridge, batch_size=batch_size)
 
     # restore and encode every image once: latents serve the statistics AND the transport
@@ -438,7 +407,8 @@ def run_task(
     latent_w2_fitted = {split: [] for split in splits}
     image_size = tuple(design.images.shape[-2:])
     round_trip_star = torch.empty(len(evaluated), *design.images.shape[1:])   # D(E(x*)), for the theory check
-    for held_out, sets in tqdm(design.folds, desc=f"{task} / {restorer}: transport", mininterval=5):
+    for held_out, sets in progress(design.folds, desc=f"{task} / {restorer}: transport", unit="fold",
+                                   mininterval=5):
         rows, unmoved = [position[i] for i in held_out], None
         for split in splits:
             target_idx, source_idx = sets[split]
@@ -475,8 +445,8 @@ def run_task(
     reference_features = None if features is None else features(x)
     natural = _merged(stats_clean, evaluated)
     rows = []
-    for index, (labels, images) in enumerate(tqdm(signals, desc=f"{task} / {restorer}: measuring",
-                                                   mininterval=5)):
+    for index, (labels, images) in enumerate(progress(signals, desc=f"{task} / {restorer}: measuring",
+                                                       unit="signal", mininterval=5)):
         key = f"{index}"
         alpha = labels.get("alpha", math.nan)
         full = labels["signal"] != "x_alpha" or any(math.isclose(alpha, a) for a in TABLE_ALPHAS)
@@ -531,7 +501,7 @@ def describe_finding(table: pd.DataFrame, fit_split: str = "same", decode: str =
         raise ValueError(f"the table has no x̂0 row for fit_split={fit_split!r}, decode={decode!r}")
     row = rows.iloc[0]
     lines = [f"x̂0 ({fit_split} images, {decode} decoding) against x*, {int(row.n_photos)} photos, "
-             f"95 % paired bootstrap intervals:"]
+             f"95 % paired intervals:"]
     for metric, lower_is_better, unit in (("psnr", False, "dB"), ("swd", True, "×10⁻³"),
                                           ("detail", True, "×10⁻³")):
         scale = 1.0 if metric == "psnr" else 1e3

@@ -13,7 +13,13 @@ import torch
 from .assets import MetricUnavailable, env_path, resolve
 from .inputs import ImageSet, as_list
 
-__all__ = ["CleanFeatures", "INCEPTION_ENV", "INCEPTION_FILE", "fid", "inception_file", "inception_score", "kid", "load_inception"]
+__all__ = ["CleanFeatures", "FID_MODES", "INCEPTION_ENV", "INCEPTION_FILE", "classifier_weights", "fid",
+           "inception_file", "inception_score", "kid", "load_inception"]
+
+#: clean-fid's modes offered here: "clean" (PIL bicubic resize outside the network, Parmar et
+#: al. 2022) and "legacy_tensorflow" (the network resizes inside, like the TensorFlow FID
+#: code that torch-fidelity and torchmetrics follow: the poster's numbers).
+FID_MODES = ("clean", "legacy_tensorflow")
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_ENV = "DOTLIB_INCEPTION_PATH"
@@ -69,46 +75,62 @@ class _InceptionProbabilities(torch.nn.Module):
 
 
 def load_inception(device: str | torch.device = "cpu", path: str | Path | None = None,
-                   output: str = "features", batch_size: int = 32) -> "CleanFeatures":
+                   output: str = "features", batch_size: int = 32, mode: str = "clean") -> "CleanFeatures":
     """clean-fid's torchscript Inception as a :class:`CleanFeatures` extractor; never downloads.
 
     ``output="features"``: the 2048-d pool features of FID/KID; ``"probabilities"``: the
-    1008-class softmax used by IS. See :func:`inception_file` for where weights are looked for.
+    1008-class softmax used by IS. ``mode``: one of :data:`FID_MODES`. See
+    :func:`inception_file` for where weights are looked for.
     """
     if output not in ("features", "probabilities"):
         raise ValueError(f"output must be 'features' or 'probabilities', got {output!r}")
+    if mode not in FID_MODES:
+        raise ValueError(f"mode must be one of {', '.join(FID_MODES)}, got {mode!r}")
     from cleanfid.inception_torchscript import InceptionV3W
 
     weights = inception_file(path)
-    model = InceptionV3W(str(weights.parent), download=False, resize_inside=False).to(device).eval()
+    model = InceptionV3W(str(weights.parent), download=False,
+                         resize_inside=mode == "legacy_tensorflow").to(device).eval()
     if output == "probabilities":
         model = _InceptionProbabilities(model).to(device).eval()
-    return CleanFeatures(model, name=f"inception_{output}", device=device, batch_size=batch_size)
+    return CleanFeatures(model, name=f"inception_{output}", device=device, batch_size=batch_size, mode=mode)
+
+
+def classifier_weights(features: "CleanFeatures") -> torch.Tensor:
+    """The ``[1008, 2048]`` class head of clean-fid's Inception behind ``features`` (IS from features).
+
+    ``softmax(features @ W.T)`` are the probabilities of ``load_inception(output="probabilities")``.
+    """
+    return _InceptionProbabilities(features.model).weight
 
 
 class CleanFeatures:
-    """clean-fid "clean" feature pipeline around any model: ``images -> float64 [N, F]``.
+    """clean-fid's feature pipeline around any model: ``images -> float64 [N, F]``.
 
     Each image in [0, 1] is quantised to ``uint8`` (as if saved to PNG; ``quantize=False``
-    keeps floats, like clean-fid's generator path), resized to 299x299 by
-    ``cleanfid.resize.build_resizer("clean")`` and batched in [0, 255] through
+    keeps floats, like clean-fid's generator path), resized by
+    ``cleanfid.resize.build_resizer(mode)`` (``"clean"``: 299x299 PIL bicubic;
+    ``"legacy_tensorflow"``: not at all, the network resizes inside) and batched in [0, 255] through
     ``cleanfid.fid.get_batch_features(batch, model, device)``. ``model`` maps
     ``float32 [B, 3, 299, 299]`` in [0, 255] on ``device`` to ``[B, F]``: the Inception of
     :func:`load_inception`, or any injected extractor (tests use a fixed random net).
     """
 
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], name: str,
-                 device: str | torch.device = "cpu", batch_size: int = 32, quantize: bool = True):
+                 device: str | torch.device = "cpu", batch_size: int = 32, quantize: bool = True,
+                 mode: str = "clean"):
         if not callable(model):
             raise TypeError("model must be callable: float32 [B, 3, 299, 299] in [0, 255] -> [B, F]")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if mode not in FID_MODES:
+            raise ValueError(f"mode must be one of {', '.join(FID_MODES)}, got {mode!r}")
         from cleanfid.resize import build_resizer
 
-        self.model, self.name = model, name
+        self.model, self.name, self.mode = model, name, mode
         self.device = torch.device(device)
         self.batch_size, self.quantize = batch_size, quantize
-        self._resize = build_resizer("clean")
+        self._resize = build_resizer(mode)
 
     def _prepare(self, image: torch.Tensor) -> torch.Tensor:
         array = image.detach().float().cpu().clamp(0.0, 1.0).permute(1, 2, 0).numpy() * 255.0
@@ -134,7 +156,7 @@ class CleanFeatures:
             raise FileNotFoundError(f"no folder at {path}")
         feats = get_folder_features(str(path), self.model, num_workers=num_workers,
                                     batch_size=self.batch_size, device=self.device,
-                                    mode="clean", verbose=False)
+                                    mode=self.mode, verbose=False)
         return feats.astype(np.float64)
 
 

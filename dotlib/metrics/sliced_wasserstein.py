@@ -132,10 +132,21 @@ class SlicedWasserstein:
         self._step = (2.0 * span / (grid - 1)).double()                                 # [levels, dirs]
         self.reference_cdf = self._cdfs(projected).mean(dim=0)                          # [levels, dirs, grid]
 
-    def _corners(self, count: int) -> torch.Tensor:
-        """Relative patch corners ``[count, levels, 2, P]`` in [0, 1), drawn from ``seed`` in image order."""
-        generator = torch.Generator().manual_seed(self.seed)
-        return torch.rand(count, self.levels, 2, self.patches_per_image, generator=generator, dtype=torch.float64)
+    def _corners(self, count: int, indices: Sequence[int] | None = None) -> torch.Tensor:
+        """Relative patch corners ``[count, levels, 2, P]`` in [0, 1).
+
+        Without ``indices``: drawn from ``seed`` in image order (a set always gets the same).
+        With global image ``indices``: each image's from its own generator, seeded by
+        (``seed``, index), so a streamed set gets the same patches however it is batched.
+        """
+        shape = (self.levels, 2, self.patches_per_image)
+        if indices is None:
+            generator = torch.Generator().manual_seed(self.seed)
+            return torch.rand(count, *shape, generator=generator, dtype=torch.float64)
+        if len(indices) != count:
+            raise ValueError(f"got {len(indices)} indices for {count} images")
+        return torch.stack([torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(
+            (self.seed * 1_000_003 + int(index)) % (2 ** 63))) for index in indices])
 
     def _gather(self, bands: list[torch.Tensor], corners: torch.Tensor) -> list[torch.Tensor]:
         """Patches of a pyramid of ``B`` equal-size images: one ``[B, P, 3, p, p]`` per band."""
@@ -203,14 +214,15 @@ class SlicedWasserstein:
             out.append(histogram.cumsum_(dim=2) / values.shape[-1])
         return torch.stack(out, dim=1)
 
-    def pyramid_cdfs(self, bands: list[torch.Tensor]) -> torch.Tensor:
+    def pyramid_cdfs(self, bands: list[torch.Tensor], indices: Sequence[int] | None = None) -> torch.Tensor:
         """:meth:`image_cdfs` of a batch from its :func:`laplacian_pyramid` (``self.levels`` bands).
 
         Lets a caller that also needs the pyramid (the detail index) compute it once.
+        ``indices``: global image indices that fix each image's patch positions (streaming).
         """
         if len(bands) != self.levels:
             raise ValueError(f"expected a pyramid of {self.levels} bands, got {len(bands)}")
-        patches = self._gather(bands, self._corners(bands[0].shape[0]))
+        patches = self._gather(bands, self._corners(bands[0].shape[0], indices))
         return self._cdfs([self._project(band, level) for level, band in enumerate(patches)])
 
     def image_cdfs(self, images: ImageSet) -> torch.Tensor:

@@ -1,0 +1,72 @@
+"""The streamed folder runner: one process and two (torchrun, gloo) agree; a folder restorer is read by name."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dotlib.data import ImageFolder
+from dotlib.dryrun import write_folder_outputs
+from dotlib.metrics import psnr
+from dotlib.paths import project_root
+from dotlib.runner import launch, run_folder_task
+
+PHOTOS = project_root() / "dotlib" / "photos"
+SMALL = dict(data=str(PHOTOS), size=48, n_fit=4, max_eval=6, batch_size=2, num_workers=0,
+             inception=False, lpips=False)
+
+
+def _compare(one: pd.DataFrame, two: pd.DataFrame) -> None:
+    assert one.signal.tolist() == two.signal.tolist()
+    np.testing.assert_array_equal(one.n_images.to_numpy(), two.n_images.to_numpy())
+    for column in one.columns:
+        if one[column].dtype.kind != "f" or column.endswith(("_lo", "_hi")):
+            continue
+        np.testing.assert_allclose(two[column].to_numpy(), one[column].to_numpy(), rtol=1e-6, atol=1e-12,
+                                   err_msg=column)
+    for metric in ("psnr", "ssim", "mse"):   # interval bounds: to 1e-6 of the interval's half width
+        half = (one[f"d_{metric}_hi"] - one[f"d_{metric}_lo"]).abs().to_numpy() / 2
+        for bound in ("_lo", "_hi"):
+            np.testing.assert_allclose(two[f"d_{metric}{bound}"].to_numpy(), one[f"d_{metric}{bound}"].to_numpy(),
+                                       rtol=0, atol=float(np.nanmax(half)) * 1e-6 + 1e-12)
+
+
+def test_two_processes_give_the_single_process_metrics() -> None:
+    torch.set_num_threads(1)
+    config = dict(task="sr4_awgn50", restorer="mse_net", alphas=[0.0, 0.5], decodes=["direct"], **SMALL)
+    one, two = launch(1, **config), launch(2, **config)
+    assert "2 processes" in two.description and "1 process " in one.description
+    assert set(one.table.n_images) == {6}
+    _compare(one.table, two.table)
+    x_hat0 = one.table[one.table.signal.eq("x_alpha") & one.table.alpha.eq(0.0)].iloc[0]
+    assert x_hat0.d_swd == pytest.approx(x_hat0.swd - one.table[one.table.signal.eq("x_star")].swd.iloc[0])
+    assert math.isnan(x_hat0.d_swd_lo)   # set-level indices: no interval on streamed runs
+
+
+def test_folder_restorer_outputs_are_what_the_runner_measures(tmp_path) -> None:
+    outputs = tmp_path / "outputs"
+    assert write_folder_outputs(PHOTOS, outputs, "sr4", size=48) == len(ImageFolder(PHOTOS).files)
+    run = run_folder_task("sr4", f"folder:{outputs}", alphas=[0.0], **SMALL)
+    table = run.table.set_index("signal")
+    assert table.loc["x_star", "restorer"] == "folder:outputs"   # no machine path in the table
+    # x* is read from the files matched by name: its PSNR is that of those files against the clean crops
+    folder = ImageFolder(PHOTOS, resize=48, crop=48)
+    order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(0)).tolist()[4:10]
+    clean = torch.stack([folder[i] for i in order])
+    restored = torch.stack([ImageFolder(outputs)[[p.stem for p in ImageFolder(outputs).files].index(
+        folder.files[i].stem)] for i in order])
+    assert table.loc["x_star", "psnr"] == pytest.approx(float(psnr(restored, clean).mean()), rel=1e-6)
+    assert run.photos == [folder.files[i].name for i in order[:4]]
+
+
+def test_bad_runs_fail_before_any_work() -> None:
+    with pytest.raises(ValueError, match="'same'"):
+        run_folder_task("sr4", "mse_net", fit_split="matched", **SMALL)
+    with pytest.raises(ValueError, match="unknown run options"):
+        launch(1, task="sr4", restorer="mse_net", data=str(PHOTOS), n_eval=5)
+    with pytest.raises(ValueError, match="remain to evaluate"):
+        run_folder_task("sr4", "mse_net", **{**SMALL, "n_fit": 12})
