@@ -6,7 +6,7 @@ STAMP := $(VENV)/.dotlib-setup
 STUDY ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all reproduce verify toy train-embedded bench lab
+.PHONY: setup test test-all reproduce verify toy train-embedded bench bench-eval paper-dryrun lab
 
 setup: $(STAMP)  ## create .venv with the pinned packages and its Jupyter kernel (idempotent)
 
@@ -40,6 +40,12 @@ train-embedded: $(STAMP)  ## retrain the committed embedded VAE and restorers (C
 bench: $(STAMP)  ## speed benchmarks (print ratios measured in one run)
 	$(PY) benchmarks/bench_gaussian.py
 	$(PY) benchmarks/bench_latent_ot.py
+
+paper-dryrun: $(STAMP)  ## studies/paper.yaml on stand-in assets (random weights), CPU, tiny sizes -> runs/paper_dryrun/ (NPROC=N: processes per task)
+	$(PY) -m dotlib.dryrun $(if $(NPROC),--nproc $(NPROC))
+
+bench-eval: $(STAMP)  ## peak memory of the streamed evaluation at 64 and 512 images, and its time per image against the authors' loop (long)
+	$(PY) benchmarks/bench_eval_memory.py
 
 lab: $(STAMP)  ## open JupyterLab at the repository root (notebooks/, results/, runs/)
 	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -3,7 +3,9 @@
 ``distortion`` (MSE, PSNR, SSIM, LPIPS), ``inception`` (clean-fid features, FID, KID, IS),
 ``sliced_wasserstein`` (SWD, Wasserstein of Laplacian patches), ``detail`` (Fréchet distance of grey
 Laplacian-band patches), ``bootstrap`` (paired intervals over photos), ``evaluator``
-(all of them for one signal), ``assets`` (weights on disk), ``inputs`` (input checks).
+(all of them for one signal), ``streaming`` and ``streaming_evaluator`` (the same metrics
+accumulated batch by batch with bounded memory, reduced across processes: paper scale),
+``assets`` (weights on disk), ``inputs`` (input checks).
 
 Distortion (paired, one value per image, ``float64 [B]``):
     :func:`mse`, :func:`psnr`, :func:`ssim` (Wang et al. 2004, exactly scikit-image's
@@ -48,13 +50,14 @@ from .assets import MetricUnavailable
 from .bootstrap import bootstrap
 from .distortion import LPIPS, LPIPS_LIN_ENV, LPIPS_VGG_ENV, load_lpips, mse, psnr, ssim
 from .evaluator import PERCEPTUAL_INDICES, STUDY_COLUMNS, Evaluator, MetricReport, perceptual_index
-from .inception import (INCEPTION_ENV, INCEPTION_FILE, CleanFeatures, fid, inception_file, inception_score,
-                        kid, load_inception)
+from .inception import (FID_MODES, INCEPTION_ENV, INCEPTION_FILE, CleanFeatures, fid, inception_file,
+                        inception_score, kid, load_inception)
 from .sliced_wasserstein import SlicedWasserstein, SWDResult, laplacian_pyramid, swd
+from .streaming_evaluator import StreamingEvaluator
 
 __all__ = [
-    "INCEPTION_ENV", "INCEPTION_FILE", "LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV", "PERCEPTUAL_INDICES",
+    "FID_MODES", "INCEPTION_ENV", "INCEPTION_FILE", "LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV", "PERCEPTUAL_INDICES",
     "STUDY_COLUMNS", "CleanFeatures", "Evaluator", "MetricReport", "MetricUnavailable", "SWDResult",
-    "SlicedWasserstein", "bootstrap", "fid", "inception_file", "inception_score", "kid", "laplacian_pyramid",
+    "SlicedWasserstein", "StreamingEvaluator", "bootstrap", "fid", "inception_file", "inception_score", "kid", "laplacian_pyramid",
     "load_inception", "load_lpips", "mse", "perceptual_index", "psnr", "ssim", "swd",
 ]

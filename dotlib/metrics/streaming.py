@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..gaussian import GaussianStats, sqrtm_psd
+from ..gaussian import GaussianStats
 from .detail import DetailFrechet
 from .inception import kid
 from .sliced_wasserstein import SlicedWasserstein
@@ -169,16 +169,24 @@ class FeatureGaussian:
         self._root = None
 
     def root(self) -> torch.Tensor:
-        """:math:`\Sigma^{1/2}` of this set's covariance (computed once)."""
+        """``[D, r]`` factor :math:`U_r \Lambda_r^{1/2}` of this set's covariance, over its r
+        eigenvalues above rounding level (computed once): :math:`\Sigma^{1/2} = U_r \Lambda_r^{1/2} U_r^\top`."""
         if self._root is None:
-            self._root = sqrtm_psd(self.stats.cov)
+            values, vectors = torch.linalg.eigh(self.stats.cov)
+            keep = values > values.max().clamp_min(0.0) * values.shape[0] * torch.finfo(values.dtype).eps
+            self._root = vectors[:, keep] * values[keep].sqrt()
         return self._root
 
     def compute(self, reference: "FeatureGaussian") -> float:
-        """Fréchet distance (squared W2 of the Gaussians) to ``reference``."""
+        """Fréchet distance (squared W2 of the Gaussians) to ``reference``.
+
+        The eigenvalues of :math:`\Sigma_b^{1/2}\Sigma_a\Sigma_b^{1/2}` other than 0 are those of
+        the ``r × r`` matrix :math:`R^\top \Sigma_a R` with :math:`R` = :meth:`root` of the
+        reference (r <= images - 1 on small sets, so small sets cost little).
+        """
         a, b = self.stats, reference.stats
         root = reference.root()
-        inner = torch.linalg.eigvalsh(_symmetric(root @ a.cov @ root))
+        inner = torch.linalg.eigvalsh(_symmetric(root.T @ a.cov @ root))
         cross = inner.clamp_min(0.0).sqrt().sum()
         distance = (a.mean - b.mean).square().sum() + a.cov.trace() + b.cov.trace() - 2.0 * cross
         return max(float(distance), 0.0)
