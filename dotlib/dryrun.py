@@ -35,7 +35,7 @@ DRY_ROOT = Path("runs/paper_dryrun")
 PAPER_ROOT = "results/paper"
 
 #: Task-step parameters the dry run overrides (where the step has them).
-DRY_PARAMETERS = {"size": 64, "n_fit": 8, "max_eval": 8, "alpha_step": 1.0, "secondary_alpha_step": 1.0,
+DRY_PARAMETERS = {"size": 64, "n_fit": 8, "max_eval": 8, "alpha_step": 0.5, "secondary_alpha_step": 1.0,
                   "device": "cpu", "batch_size": 4, "num_workers": 0, "kid_capacity": 64}
 
 #: Metric columns every task's metrics.csv must fill on the dry run (stand-ins for every weight).
