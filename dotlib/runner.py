@@ -46,6 +46,7 @@ from .gaussian import GaussianStats
 from .io import write_csv
 from .latent_ot import DECODES, LatentOT
 from .metrics import MetricUnavailable, load_inception, load_lpips
+from .metrics.assets import display_path
 from .metrics.inception import FID_MODES, classifier_weights
 from .metrics.streaming_evaluator import StreamingEvaluator
 from .patches import iter_valid_patches
@@ -351,7 +352,7 @@ def run_folder_task(
     table = table.reindex(columns=list(dict.fromkeys(TABLE_COLUMNS + list(table.columns))))
     images = {key: torch.cat(parts) for key, parts in kept.items()}
     images["x_hat0"] = images[f"x_hat0_{decodes[0]}"]
-    description = (f"{data}: {n_fit} fitting images ({fit_split}), {len(evaluated)} evaluated at {size}², "
+    description = (f"{display_path(data)}: {n_fit} fitting images ({fit_split}), {len(evaluated)} evaluated at {size}², "
                    f"{world} process{'es' if world > 1 else ''} (shuffled with seed {seed}); metrics streamed "
                    f"(per-image differences to x* with normal 95 % intervals over images)")
     return FolderRun(table=table, images=images, photos=kept_names, missing=missing, description=description)

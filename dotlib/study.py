@@ -387,6 +387,10 @@ def run_task(
     if data != "embedded":
         raise ValueError(f"run_task evaluates the embedded photo pool (data='embedded'); an image folder "
                          f"({data!r}) is streamed by dotlib.runner.run_folder_task (notebook 03 picks it)")
+    if restorer.startswith("folder:"):
+        raise ValueError("a folder restorer is matched to its inputs by file name, and the embedded pool's crops "
+                         "have none: give the folder of clean images as data (dotlib.runner.run_folder_task; "
+                         "notebook 03 does it for data=<folder>)")
     options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
     model = get_restorer(restorer, task, device=device, **options)
     vae = load_encoder(encoder, device=device)
@@ -500,12 +504,14 @@ def describe_finding(table: pd.DataFrame, fit_split: str = "same", decode: str =
     if rows.empty:
         raise ValueError(f"the table has no x̂0 row for fit_split={fit_split!r}, decode={decode!r}")
     row = rows.iloc[0]
-    lines = [f"x̂0 ({fit_split} images, {decode} decoding) against x*, {int(row.n_photos)} photos, "
+    counted = "photos" if row.n_crops != row.n_photos else "images"   # streamed folder runs: images
+    lines = [f"x̂0 ({fit_split} images, {decode} decoding) against x*, {int(row.n_photos)} {counted}, "
              f"95 % paired intervals:"]
     for metric, lower_is_better, unit in (("psnr", False, "dB"), ("swd", True, "×10⁻³"),
                                           ("detail", True, "×10⁻³")):
         scale = 1.0 if metric == "psnr" else 1e3
         value, low, high = row[f"d_{metric}"], row[f"d_{metric}_lo"], row[f"d_{metric}_hi"]
-        lines.append(f"  {metric}: {value * scale:+.3g} {unit} [{low * scale:+.3g}, {high * scale:+.3g}] "
-                     f"-> {verdict(low, high, lower_is_better)}")
+        bounds = (f"[{low * scale:+.3g}, {high * scale:+.3g}]" if math.isfinite(low) and math.isfinite(high)
+                  else "(set-level index: no interval)")
+        lines.append(f"  {metric}: {value * scale:+.3g} {unit} {bounds} -> {verdict(low, high, lower_is_better)}")
     return "\n".join(lines)

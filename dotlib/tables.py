@@ -405,6 +405,8 @@ def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFr
 
 def _interval(row, metric: str, scale: float, decimals: int) -> str:
     value, low, high = (row[f"d_{metric}{suffix}"] * scale for suffix in ("", "_lo", "_hi"))
+    if not (math.isfinite(low) and math.isfinite(high)):   # streamed runs: set-level indices have none
+        return f"{value:+.{decimals}f}"
     return f"{value:+.{decimals}f} [{low:+.{decimals}f}, {high:+.{decimals}f}]"
 
 

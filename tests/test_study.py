@@ -107,12 +107,21 @@ def test_bad_names_are_explained():
 
 def test_describe_finding_reads_the_intervals():
     row = {"signal": "x_alpha", "fit_split": "same", "decode": "direct", "alpha": 0.0, "n_photos": 18,
-           "d_psnr": -2.0, "d_psnr_lo": -2.5, "d_psnr_hi": -1.5, "d_swd": -0.004, "d_swd_lo": -0.006,
+           "n_crops": 35, "d_psnr": -2.0, "d_psnr_lo": -2.5, "d_psnr_hi": -1.5, "d_swd": -0.004, "d_swd_lo": -0.006,
            "d_swd_hi": -0.001, "d_detail": 0.001, "d_detail_lo": -0.002, "d_detail_hi": 0.004}
     text = describe_finding(pd.DataFrame([row]))
     assert "psnr: -2 dB [-2.5, -1.5] -> worse" in text
     assert "swd: -4 ×10⁻³ [-6, -1] -> better" in text
     assert "detail: +1 ×10⁻³ [-2, +4] -> no change detected" in text
+    assert "18 photos" in text
+    streamed = {**row, "n_photos": 500, "n_crops": 500, "d_swd_lo": float("nan"), "d_swd_hi": float("nan")}
+    text = describe_finding(pd.DataFrame([streamed]))
+    assert "500 images" in text and "swd: -4 ×10⁻³ (set-level index: no interval) -> no interval" in text
+
+
+def test_folder_restorer_on_the_pool_is_refused_with_the_way_out():
+    with pytest.raises(ValueError, match="matched to its inputs by file name"):
+        run_task("sr4", restorer="folder:/nowhere")
 
 
 def test_theory_check_attributes_a_colour_shift_and_the_vae_error():
