@@ -93,16 +93,21 @@ def _process_group(device: str) -> tuple[int, int, torch.device]:
 
 
 class _Indexed(torch.utils.data.Dataset):
-    """Items ``(image, global index, file position)`` of ``folder`` at the listed positions."""
+    """Items ``(image, index in the evaluated list, file position)`` of ``folder`` at the listed positions.
 
-    def __init__(self, folder: ImageFolder, positions: Sequence[int], first_index: int = 0):
-        self.folder, self.positions, self.first_index = folder, list(positions), first_index
+    The evaluated-list index orders the metrics' samples (KID sample, IS split); the file
+    position seeds the image's degradation noise and latent sample, the same whether the
+    image is fitted or evaluated.
+    """
+
+    def __init__(self, folder: ImageFolder, positions: Sequence[int]):
+        self.folder, self.positions = folder, list(positions)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, item: int):
-        return self.folder[self.positions[item]], self.first_index + item, self.positions[item]
+        return self.folder[self.positions[item]], item, self.positions[item]
 
 
 def _loader(dataset: _Indexed, rank: int, world: int, batch_size: int, workers: int):
@@ -120,7 +125,7 @@ def _loader(dataset: _Indexed, rank: int, world: int, batch_size: int, workers: 
 
 
 def _degraded(task: str, clean: torch.Tensor, indices: torch.Tensor, seed: int) -> torch.Tensor:
-    """y of each image with noise seeded by its global index (independent of batching)."""
+    """y of each image with noise seeded by its file position (independent of batching)."""
     return torch.cat([degrade(task, image[None], seed=seed + 20 + int(index)) for image, index in zip(clean, indices)])
 
 
@@ -131,7 +136,7 @@ def _restored(model, y: torch.Tensor, names: list[str], size: tuple[int, int]) -
 
 
 def _encoded(vae, images: torch.Tensor, indices: torch.Tensor, seed: int) -> torch.Tensor:
-    """Latents; a sampling VAE draws each image's sample from a generator seeded by its index."""
+    """Latents; a sampling VAE draws each image's sample from a generator seeded by its file position."""
     if not getattr(vae, "sample", False):
         return vae.encode(images)
     return torch.cat([vae.encode(image[None], generator=torch.Generator(vae.device).manual_seed(seed + int(index)))
@@ -306,16 +311,16 @@ def run_folder_task(
                                               total=len(loader)):
         clean = clean.to(device_)
         batch_names = [names[int(p)] for p in positions]
-        y = _degraded(task, clean.cpu(), indices, seed).to(device_)
+        y = _degraded(task, clean.cpu(), positions, seed).to(device_)
         x_star = _restored(model, y, batch_names, (size, size))
-        z_star = _encoded(vae, x_star, indices, seed)
-        z_clean = _encoded(vae, clean, indices, seed + 7)
+        z_star = _encoded(vae, x_star, positions, seed)
+        z_clean = _encoded(vae, clean, positions, seed + 7)
         signals = {"x": clean, "xe": vae.decode(z_clean, (size, size)), "y": _upsample(y, (size, size)),
                    "x_star": x_star}
         x_hat0 = {}
         for split in splits:
             operator = operators[split]
-            generator = torch.Generator(device_).manual_seed(seed + int(indices[0]))
+            generator = torch.Generator(device_).manual_seed(seed + int(positions[0]))
             for decode in decodes:
                 x_hat0[(split, decode)] = operator.decode_moved(z_star, x_star, 0.0, decode, generator=generator)
                 for alpha in sweeps[(split, decode)]:
