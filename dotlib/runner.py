@@ -45,14 +45,13 @@ from .encoders import load_encoder
 from .gaussian import GaussianStats
 from .io import write_csv
 from .latent_ot import DECODES, LatentOT
-from .metrics import MetricUnavailable, load_inception, load_lpips
 from .metrics.assets import display_path
-from .metrics.inception import FID_MODES, classifier_weights
+from .metrics.inception import FID_MODES
 from .metrics.streaming_evaluator import StreamingEvaluator
 from .patches import iter_valid_patches
 from .progress import progress
 from .restorers import FolderRestorer, get_restorer
-from .study import TABLE_COLUMNS
+from .study import TABLE_COLUMNS, perception_models, upsampled
 from .validate import check_device
 
 __all__ = ["FolderRun", "RUN_OPTIONS", "launch", "main", "run_folder_task"]
@@ -165,32 +164,6 @@ def _merged_in_order(own: dict[int, GaussianStats], count: int, world: int, dim:
     return total
 
 
-def _upsample(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(y.shape[-2:]) == tuple(size):
-        return y.clamp(0.0, 1.0)
-    return torch.nn.functional.interpolate(y, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
-
-
-def _perception(device: torch.device, inception: bool, lpips: bool, fid_mode: str):
-    missing, features, classifier, lpips_model = {}, None, None, None
-    if inception:
-        try:
-            features = load_inception(device, output="features", mode=fid_mode)
-            classifier = classifier_weights(features)
-        except MetricUnavailable as error:
-            missing.update({name: error.reason for name in ("fid", "kid", "is")})
-    else:
-        missing.update({name: "disabled by the caller" for name in ("fid", "kid", "is")})
-    if lpips:
-        try:
-            lpips_model = load_lpips(device)
-        except MetricUnavailable as error:
-            missing["lpips"] = error.reason
-    else:
-        missing["lpips"] = "disabled by the caller"
-    return features, classifier, lpips_model, missing
-
-
 def _signal_key(split: str, decode: str, alpha: float) -> str:
     return f"x_alpha|{split}|{decode}|{alpha!r}"
 
@@ -295,7 +268,7 @@ def run_folder_task(
                                                ridge=ridge, border=border, clip_x_hat0=clip_x_hat0, seed=seed,
                                                batch_size=batch_size)
 
-    features, classifier, lpips_model, missing = _perception(device_, inception, lpips, fid_mode)
+    features, classifier, lpips_model, missing = perception_models(device_, inception, lpips, fid_mode)
     evaluator = StreamingEvaluator(calibration, device=device_, features=features, classifier=classifier,
                                    lpips=lpips_model, kid_capacity=kid_capacity,
                                    is_splits=min(10, len(evaluated)), seed=seed)
@@ -315,7 +288,7 @@ def run_folder_task(
         x_star = _restored(model, y, batch_names, (size, size))
         z_star = _encoded(vae, x_star, positions, seed)
         z_clean = _encoded(vae, clean, positions, seed + 7)
-        signals = {"x": clean, "xe": vae.decode(z_clean, (size, size)), "y": _upsample(y, (size, size)),
+        signals = {"x": clean, "xe": vae.decode(z_clean, (size, size)), "y": upsampled(y, (size, size)),
                    "x_star": x_star}
         x_hat0 = {}
         for split in splits:

@@ -44,6 +44,7 @@ from .encoders import Encoder, load_encoder
 from .gaussian import DEFAULT_EPS, DEFAULT_RELATIVE_EPS, GaussianStats, w2
 from .latent_ot import DECODES, LatentOT
 from .metrics import MetricUnavailable, fid, inception_score, kid, load_inception, load_lpips
+from .metrics.inception import classifier_weights
 from .metrics.detail import DetailFrechet
 from .metrics.paired import PairedBootstrap
 from .patches import iter_valid_patches
@@ -52,7 +53,8 @@ from .tables import verdict
 
 __all__ = [
     "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "default_alphas", "describe_finding",
-    "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task", "theory_check",
+    "design_for_pool", "fitting_sets", "latent_stats", "perception_models", "pixel_w2_per_dim", "run_task",
+    "theory_check", "upsampled",
 ]
 
 #: Fitting designs; the first is the authors' (see the module notes).
@@ -199,7 +201,8 @@ def _batched(function, images: torch.Tensor, batch_size: int, device: torch.devi
                       for i in range(0, images.shape[0], batch_size)])
 
 
-def _upsample(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def upsampled(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The degraded input shown at the clean size: bicubic when smaller, clamped to [0, 1]."""
     if tuple(y.shape[-2:]) == tuple(size):
         return y.clamp(0.0, 1.0)
     return F.interpolate(y, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
@@ -286,13 +289,15 @@ def theory_check(x: torch.Tensor, x_star: torch.Tensor, x_hat0: torch.Tensor, ro
             "exceeds_bound": exceeds, "reason": reason}
 
 
-def _perception_models(device: torch.device, inception: bool, lpips: bool):
-    """Inception extractors and LPIPS when their weights are on disk; ``missing`` says why not."""
-    missing, features, probabilities, lpips_model = {}, None, None, None
+def perception_models(device: torch.device, inception: bool = True, lpips: bool = True, fid_mode: str = "clean"):
+    """``(features, classifier, lpips, missing)``: clean-fid's Inception features (``fid_mode``)
+    and its class head ``[1008, 2048]`` (IS), and LPIPS, each where its weights are on disk;
+    ``missing`` maps every metric left out to the reason."""
+    missing, features, classifier, lpips_model = {}, None, None, None
     if inception:
         try:
-            features = load_inception(device, output="features")
-            probabilities = load_inception(device, output="probabilities")
+            features = load_inception(device, output="features", mode=fid_mode)
+            classifier = classifier_weights(features)
         except MetricUnavailable as error:
             missing.update({name: error.reason for name in ("fid", "kid", "is")})
     else:
@@ -304,7 +309,7 @@ def _perception_models(device: torch.device, inception: bool, lpips: bool):
             missing["lpips"] = error.reason
     else:
         missing["lpips"] = "disabled by the caller"
-    return features, probabilities, lpips_model, missing
+    return features, classifier, lpips_model, missing
 
 
 def _ridge_ablation(vae: Encoder, design: Design, stats_clean, stats_star, z_star: torch.Tensor,
@@ -434,7 +439,7 @@ def run_task(
     photos = [design.photos[i] for i in evaluated]
     signals: list[tuple[dict, torch.Tensor]] = [
         ({"signal": "x"}, x), ({"signal": "xe"}, xe),
-        ({"signal": "y"}, _upsample(y[evaluated], tuple(x.shape[-2:]))), ({"signal": "x_star"}, star),
+        ({"signal": "y"}, upsampled(y[evaluated], tuple(x.shape[-2:]))), ({"signal": "x_star"}, star),
     ]
     for split in splits:
         for decode in decodes:
@@ -443,7 +448,7 @@ def run_task(
                 images = LatentOT.mix(x_hat0[(split, decode)], star, alpha)
                 signals.append(({"signal": "x_alpha", "fit_split": split, "decode": decode, "alpha": alpha}, images))
 
-    features, probabilities, lpips_model, missing = _perception_models(device_, inception, lpips)
+    features, classifier, lpips_model, missing = perception_models(device_, inception, lpips)
     bootstrap = PairedBootstrap(x, photos, n_resamples=n_resamples, seed=seed, lpips=lpips_model,
                                 batch_size=batch_size * 4, device=device_)
     reference_features = None if features is None else features(x)
@@ -461,7 +466,8 @@ def run_task(
             feats = features(images)
             row["fid"] = fid(feats, reference_features)
             row["kid"], row["kid_sd"] = kid(feats, reference_features, seed=seed)
-            row["is"], row["is_sd"] = inception_score(probabilities(images), min(10, images.shape[0]))
+            probabilities = torch.softmax(torch.from_numpy(feats) @ classifier.double().T, dim=1).numpy()
+            row["is"], row["is_sd"] = inception_score(probabilities, min(10, images.shape[0]))
         row["latent_w2"] = math.nan
         is_x_hat0 = (labels.get("fit_split") == fit_split and labels.get("decode") == decodes[0]
                      and alpha == 0.0)
