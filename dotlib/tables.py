@@ -372,7 +372,8 @@ def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFr
     Columns: task, restorer, fit_split, decode, alpha, n_photos, and for every metric m of
     :data:`FINDING_METRICS` ``d_m``, ``d_m_lo``, ``d_m_hi`` (raw units) and ``m_verdict``
     ("better", "worse" or "no change detected": better only where the interval excludes 0).
-    ``paper_claim``: the perceptual indices are not worse and at least one is better.
+    ``paper_claim``: the perceptual indices are not worse and at least one is better (None
+    when an index has no interval, as on streamed folder runs: the claim is not assessed).
     """
     needed = {"fit_split", "decode", "d_psnr", "d_psnr_lo", "d_psnr_hi"}
     if not needed <= set(table.columns):
@@ -392,7 +393,8 @@ def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFr
                 entry.update({f"d_{metric}": float(row[f"d_{metric}"]), f"d_{metric}_lo": low,
                               f"d_{metric}_hi": high, f"{metric}_verdict": verdict(low, high, lower_is_better)})
             perceptual = [entry["swd_verdict"], entry["detail_verdict"]]
-            entry["paper_claim"] = "worse" not in perceptual and "better" in perceptual
+            entry["paper_claim"] = (None if "no interval" in perceptual
+                                    else "worse" not in perceptual and "better" in perceptual)
             out.append(entry)
     order = {name: index for index, name in enumerate(("same", "matched", "disjoint"))}
     frame = pd.DataFrame(out)
@@ -420,6 +422,7 @@ def findings_markdown(summary: pd.DataFrame) -> str:
             f"{task_label(row.task)} · {row.restorer}", f"{row.fit_split} · {row.decode}", f"{row.alpha:g}",
             _interval(row, "psnr", 1.0, 2), _interval(row, "ssim", 1.0, 3), _interval(row, "swd", 1e3, 1),
             _interval(row, "detail", 1e3, 1), row.swd_verdict, row.detail_verdict,
+            "—" if row.paper_claim is None or row.paper_claim != row.paper_claim else
             "yes" if row.paper_claim else "no",
         ]) + " |")
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from dotlib import tables
 from dotlib.data import ImageFolder
 from dotlib.dryrun import write_folder_outputs
 from dotlib.metrics import psnr
@@ -45,6 +46,9 @@ def test_two_processes_give_the_single_process_metrics() -> None:
     x_hat0 = one.table[one.table.signal.eq("x_alpha") & one.table.alpha.eq(0.0)].iloc[0]
     assert x_hat0.d_swd == pytest.approx(x_hat0.swd - one.table[one.table.signal.eq("x_star")].swd.iloc[0])
     assert math.isnan(x_hat0.d_swd_lo)   # set-level indices: no interval on streamed runs
+    summary = tables.findings(one.table)
+    assert summary.paper_claim.isna().all() and set(summary.swd_verdict) == {"no interval"}
+    assert tables.findings_markdown(summary).rstrip().endswith("| — |")   # the claim is not assessed
 
 
 def test_folder_restorer_outputs_are_what_the_runner_measures(tmp_path) -> None:
