@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import torch.distributed as dist
 
 from .data import ImageFolder
 from .degradations import degrade, get_degradation
+from .distributed import end_processes, start_processes
 from .encoders import load_encoder
 from .gaussian import GaussianStats
 from .io import write_csv
@@ -52,7 +52,6 @@ from .patches import iter_valid_patches
 from .progress import progress
 from .restorers import FolderRestorer, get_restorer
 from .study import TABLE_COLUMNS, perception_models, upsampled
-from .validate import check_device
 
 __all__ = ["FolderRun", "RUN_OPTIONS", "launch", "main", "run_folder_task"]
 
@@ -71,24 +70,6 @@ class FolderRun:
     description: str = ""
     theory: dict = field(default_factory=dict)     # not measured on streamed runs
     ridge: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def _process_group(device: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, this process's device); starts the group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    if device.startswith("cuda") and world > 1:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, check_device(f"cuda:{local}")
-    return rank, world, check_device(device)
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -225,7 +206,7 @@ def run_folder_task(
         raise ValueError(f"need n_fit >= 2, max_eval >= 1 or None, batch_size >= 1 and num_workers >= 0; got "
                          f"{n_fit}, {max_eval}, {batch_size}, {num_workers}")
     get_degradation(task)
-    rank, world, device_ = _process_group(device)
+    rank, world, device_ = start_processes(device)
     splits = [fit_split] + [s for s in ablation_splits if s != fit_split]
     alphas = [float(a) for a in alphas]
     secondary = alphas if secondary_alphas is None else [float(a) for a in secondary_alphas]
@@ -382,7 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", help="file for the whole result (torch.save), read by launch()")
     args = parser.parse_args(argv)
     config = _check_config(json.loads(Path(args.config).read_text()))
-    run = run_folder_task(**config)
+    try:
+        run = run_folder_task(**config)
+    finally:
+        end_processes()
     if run is not None:
         if args.output:
             output = Path(args.output)
@@ -391,8 +375,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.result:
             torch.save({"table": run.table.to_dict("list"), "images": run.images, "photos": run.photos,
                         "missing": run.missing, "description": run.description}, args.result)
-    if dist.is_initialized():
-        dist.destroy_process_group()
     return 0
 
 

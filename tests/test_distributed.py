@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -43,3 +46,36 @@ def test_all_reduce_equals_single_pass(tmp_path) -> None:
         assert reduced.count == single.count == 700
         np.testing.assert_allclose(reduced.mean.numpy(), single.mean.numpy(), rtol=1e-10, atol=0)
         np.testing.assert_allclose(reduced.cov.numpy(), single.cov.numpy(), rtol=1e-10, atol=1e-10)
+
+
+_TEARDOWN_SCRIPT = """
+import os, sys, torch, torch.distributed as dist
+from dotlib.distributed import end_processes, start_processes
+from dotlib.encoders import load_encoder
+rank, world, device = start_processes("cpu")
+load_encoder("embedded")          # imports diffusers (and torch._dynamo) after the group exists
+total = torch.ones(3, dtype=torch.float64)
+dist.all_reduce(total)
+end_processes()
+names = sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task"))
+open(os.path.join(sys.argv[1], f"rank{rank}.txt"), "w").write(f"{total.tolist()}\\n" + "\\n".join(names))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread names from /proc")
+def test_the_process_group_ends_before_interpreter_shutdown(tmp_path) -> None:
+    """No gloo thread outlives end_processes, even when diffusers is imported after the group started.
+
+    A group kept alive past destroy_process_group left gloo's worker threads running into
+    interpreter shutdown, where they aborted the process now and then (SIGABRT, 1 run in 10
+    under load): this checks the cause deterministically instead of the symptom.
+    """
+    script = tmp_path / "teardown.py"
+    script.write_text(_TEARDOWN_SCRIPT)
+    completed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                                str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    for rank in range(2):
+        total, *threads = (tmp_path / f"rank{rank}.txt").read_text().splitlines()
+        assert total == "[2.0, 2.0, 2.0]"
+        assert not [name for name in threads if "gloo" in name], threads

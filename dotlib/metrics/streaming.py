@@ -35,18 +35,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..distributed import is_distributed
 from ..gaussian import GaussianStats
 from .detail import DetailFrechet
 from .inception import kid
 from .sliced_wasserstein import SlicedWasserstein
 
 __all__ = ["BandSums", "FeatureGaussian", "FeatureSample", "PerImageMeans", "SetCDF", "SplitScores",
-           "distributed", "hash_priority"]
-
-
-def distributed() -> bool:
-    """True inside an initialised ``torch.distributed`` process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+           "hash_priority"]
 
 
 def _symmetric(matrix: torch.Tensor) -> torch.Tensor:
@@ -54,7 +50,7 @@ def _symmetric(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def _sum_all(tensor: torch.Tensor, group=None) -> torch.Tensor:
-    if distributed():
+    if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
     return tensor
 
@@ -164,7 +160,7 @@ class FeatureGaussian:
         self.stats.update(torch.as_tensor(features, dtype=torch.float64))
 
     def reduce(self, group=None) -> None:
-        if distributed():
+        if is_distributed():
             self.stats.all_reduce(group)
         self._root = None
 
@@ -230,7 +226,7 @@ class FeatureSample:
         self.features, self.priority, self.index = features[order], priority[order], index[order]
 
     def reduce(self, group=None) -> None:
-        if not distributed():
+        if not is_distributed():
             return
         gathered: list = [None] * dist.get_world_size(group)
         dist.all_gather_object(gathered, (self.features, self.priority, self.index), group=group)
