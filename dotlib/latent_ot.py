@@ -60,14 +60,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import __version__
 from .encoders import Encoder, check_images, load_encoder
 from .gaussian import (DEFAULT_EPS, DEFAULT_RELATIVE_EPS, RIDGES, GaussianStats, gaussian_map,
                        interpolate_operator, sqrtm_psd, w2)
-from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches
+from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches, valid_patch_stats
 from .io import atomic_path, read_safetensors
 from .validate import check_device, check_patch_dim
 
@@ -265,9 +264,8 @@ class LatentOT:
                 or latents.shape[1] != self.encoder.latent_channels or min(latents.shape[-2:]) < self.patch_size:
             raise ValueError(f"latents must be [B, {self.encoder.latent_channels}, h >= {self.patch_size}, "
                              f"w >= {self.patch_size}], got {tuple(getattr(latents, 'shape', ()))}")
-        stats = self.source if which == "source" else self.target
-        for block in iter_valid_patches(latents.to(self.device), self.patch_size, self.max_patches):
-            stats.update(block)
+        valid_patch_stats(latents.to(self.device), self.patch_size, self.max_patches,
+                          into=self.source if which == "source" else self.target)
         self.operator, self.latent_w2 = None, None
         return self
 
@@ -344,13 +342,8 @@ class LatentOT:
 
     def _own_operators(self, latents: torch.Tensor) -> list[Operator]:
         """Zero-shot: per image, the operator from its own valid patches' Gaussian to the target."""
-        operators = []
-        for latent in latents:
-            own = GaussianStats(self.dim, self.device)
-            for block in iter_valid_patches(latent[None], self.patch_size, self.max_patches):
-                own.update(block)
-            operators.append(Operator.between(own, self.target, self.eps, self.ridge))
-        return operators
+        return [Operator.between(valid_patch_stats(latent[None], self.patch_size, self.max_patches),
+                                 self.target, self.eps, self.ridge) for latent in latents]
 
     def _move(self, latents: torch.Tensor, alpha: float, generator: torch.Generator,
               own: list[Operator] | None) -> torch.Tensor:

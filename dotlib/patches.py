@@ -27,6 +27,8 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from .gaussian import GaussianStats
+
 __all__ = [
     "check_patch_size",
     "extract_patches",
@@ -34,6 +36,7 @@ __all__ = [
     "folding_kernel",
     "iter_valid_patches",
     "map_patches",
+    "valid_patch_stats",
 ]
 
 #: Default bound on the number of patches (over the batch) held at once.
@@ -159,6 +162,20 @@ def iter_valid_patches(latents: torch.Tensor, patch_size: int,
         for start, stop in _row_chunks(rows, cols, max_patches):
             block = latent[None, :, start:stop + patch_size - 1]
             yield F.unfold(block, kernel_size=patch_size)[0].T
+
+
+def valid_patch_stats(latents: torch.Tensor, patch_size: int, max_patches: int = DEFAULT_MAX_PATCHES,
+                      into: GaussianStats | None = None) -> GaussianStats:
+    """Gaussian statistics (float64 sums) of every valid p×p patch of ``latents [B, C, h, w]``: the samples DOT fits.
+
+    The patches are taken by :func:`iter_valid_patches` (no padding: the authors fit on valid
+    patches only) and added to ``into`` in place (default: new statistics of dimension C·p²
+    on the latents' device), which is returned.
+    """
+    stats = GaussianStats(latents.shape[1] * patch_size ** 2, latents.device) if into is None else into
+    for block in iter_valid_patches(latents, patch_size, max_patches):
+        stats.update(block)
+    return stats
 
 
 def map_patches(latents: torch.Tensor, patch_size: int,

@@ -48,7 +48,7 @@ from .latent_ot import DECODES, LatentOT
 from .metrics.assets import display_path
 from .metrics.inception import FID_MODES
 from .metrics.streaming_evaluator import StreamingEvaluator
-from .patches import iter_valid_patches
+from .patches import valid_patch_stats
 from .progress import progress
 from .restorers import FolderRestorer, get_restorer
 from .study import TABLE_COLUMNS, perception_models, upsampled
@@ -121,14 +121,6 @@ def _encoded(vae, images: torch.Tensor, indices: torch.Tensor, seed: int) -> tor
         return vae.encode(images)
     return torch.cat([vae.encode(image[None], generator=torch.Generator(vae.device).manual_seed(seed + int(index)))
                       for image, index in zip(images, indices)])
-
-
-def _patch_stats(latents: torch.Tensor, patch_size: int, dim: int) -> GaussianStats:
-    """Statistics of the valid p×p patches of one batch of latents ``[B, C, h, w]``."""
-    stats = GaussianStats(dim, latents.device)
-    for block in iter_valid_patches(latents, patch_size):
-        stats.update(block)
-    return stats
 
 
 def _merged_in_order(own: dict[int, GaussianStats], count: int, world: int, dim: int,
@@ -243,7 +235,7 @@ def run_folder_task(
                 images = clean if which == "target" else _restored(
                     model, _degraded(task, clean, indices, seed).to(device_), [names[i] for i in share],
                     (size, size))
-                own[number] = _patch_stats(_encoded(vae, images.to(device_), indices, seed), patch_size, dim)
+                own[number] = valid_patch_stats(_encoded(vae, images.to(device_), indices, seed), patch_size)
             sides[which] = _merged_in_order(own, len(chunks), world, dim, device_)
         operators[split] = LatentOT.from_stats(vae, sides["source"], sides["target"], patch_size=patch_size, eps=eps,
                                                ridge=ridge, border=border, clip_x_hat0=clip_x_hat0, seed=seed,

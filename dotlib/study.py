@@ -47,7 +47,7 @@ from .metrics import MetricUnavailable, fid, inception_score, kid, load_inceptio
 from .metrics.inception import classifier_weights
 from .metrics.detail import DetailFrechet
 from .metrics.paired import PairedBootstrap
-from .patches import iter_valid_patches
+from .patches import valid_patch_stats
 from .restorers import get_restorer
 from .tables import verdict
 
@@ -210,14 +210,7 @@ def upsampled(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def latent_stats(latents: torch.Tensor, patch_size: int) -> list[GaussianStats]:
     """One :class:`GaussianStats` of the valid p×p patches per latent of ``[N, C, h, w]``."""
-    dim = latents.shape[1] * patch_size ** 2
-    out = []
-    for latent in latents:
-        stats = GaussianStats(dim, latents.device)
-        for block in iter_valid_patches(latent[None], patch_size):
-            stats.update(block)
-        out.append(stats)
-    return out
+    return [valid_patch_stats(latent[None], patch_size) for latent in latents]
 
 
 def _merged(stats: Sequence[GaussianStats], indices: Sequence[int]) -> GaussianStats:
