@@ -35,6 +35,7 @@ __all__ = [
     "ImageFolder",
     "crop_batch",
     "embedded_crops",
+    "image_files",
     "load_image",
     "load_photo",
     "PHOTO_POOL",
@@ -46,6 +47,14 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files under ``folder``, as :class:`ImageFolder` reads them: recursive, the
+    :data:`IMAGE_SUFFIXES` (any case), hidden files and folders skipped; sorted."""
+    folder = Path(folder)
+    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts))
 
 
 @dataclass(frozen=True)
@@ -411,8 +420,7 @@ class ImageFolder(torch.utils.data.Dataset):
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise FileNotFoundError(f"image folder {self.root} does not exist")
-        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                       and p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.root).parts))
+        files = image_files(self.root)
         if not files:
             raise FileNotFoundError(
                 f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {self.root}"

@@ -476,7 +476,7 @@ def test_huggingface_folders_are_fingerprinted_by_their_weights(tmp_path):
 @pytest.fixture()
 def fixed_code(monkeypatch):
     """A constant ``dotlib`` code digest: these tests re-run studies and must see only their own changes."""
-    monkeypatch.setattr("dotlib.reproduce.code_digest", lambda: "fixed")
+    monkeypatch.setattr("dotlib.reproduce.schedule.code_digest", lambda: "fixed")
 
 
 @pytest.fixture()
