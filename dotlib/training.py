@@ -96,6 +96,14 @@ def _learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
     return 0.01 * peak + 0.99 * peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _set_learning_rate(optimiser, step: int, steps: int, peak: float, warmup: int) -> float:
+    """Give every parameter group of ``optimiser`` the learning rate of ``step``; returns it."""
+    lr = _learning_rate(step, steps, peak, warmup)
+    for group in optimiser.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def save_pretrained_atomic(model, output_dir: str | Path) -> Path:
     """``model.save_pretrained(output_dir)`` (safetensors) where each file is replaced atomically.
 
@@ -181,9 +189,7 @@ def train_vae(
     progress = progress_bar(range(start, steps), initial=start, total=steps, desc="embedded VAE",
                             unit="step", mininterval=30)
     for step in progress:
-        lr = _learning_rate(step, steps, learning_rate, warmup)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
+        lr = _set_learning_rate(optimiser, step, steps, learning_rate, warmup)
         x = photos.batch(batch_size).to(device_)
         recon = (vae.decode(vae.encode(x * 2 - 1).latents).sample + 1) / 2
         loss = ((recon - x) ** 2).mean()
@@ -240,6 +246,44 @@ def _restorer_psnr(net, images: torch.Tensor, y: torch.Tensor, device: torch.dev
     return float(psnr(restored, images).mean())
 
 
+def _resume_restorer(checkpoint_path: Path, task: str, net, optimiser, photos: TrainingPhotos,
+                     device: torch.device) -> tuple[int, list[dict]]:
+    """Load the checkpoint of a restorer run into ``net``, ``optimiser`` and the crops' generator.
+
+    Returns the step reached and the log so far, ``(0, [])`` when ``checkpoint_path`` does
+    not exist yet; a checkpoint of another task is refused.
+    """
+    if not checkpoint_path.is_file():
+        return 0, []
+    state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    if state.get("task") != task:
+        raise ValueError(f"checkpoint {checkpoint_path} belongs to task {state.get('task')!r}, not {task!r}")
+    net.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    photos.generator.set_state(state["generator"])
+    start, log = state["step"], state["log"]
+    print(f"{task}: resuming from step {start} ({checkpoint_path})")
+    return start, log
+
+
+def _restorer_step(net, optimiser, photos: TrainingPhotos, degradation, batch_size: int, batch_seed: int,
+                   device: torch.device) -> torch.Tensor:
+    """One Adam step of the MSE restorer; returns the batch's loss.
+
+    The batch: ``batch_size`` crops of ``photos``, each with its colour channels permuted,
+    degraded with seed ``batch_seed`` (which also draws the permutations).
+    """
+    x = photos.batch(batch_size)
+    colours = torch.Generator().manual_seed(batch_seed)
+    x = torch.stack([crop[torch.randperm(3, generator=colours)] for crop in x])
+    y = degradation(x, seed=batch_seed).to(device)
+    loss = ((net(y) - x.to(device)) ** 2).mean()
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss
+
+
 def train_restorer(
     task: str,
     output_path: str | Path,
@@ -288,16 +332,7 @@ def train_restorer(
     photos = TrainingPhotos(crop, seed)
     monitor = crop_batch([load_photo(n) for n in split_photos(monitor_split)], 256, 4, seed=1234)
     monitor_y = degradation(monitor, seed=1234)
-    start, log = 0, []
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device_, weights_only=False)
-        if state.get("task") != task:
-            raise ValueError(f"checkpoint {checkpoint_path} belongs to task {state.get('task')!r}, not {task!r}")
-        net.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        photos.generator.set_state(state["generator"])
-        start, log = state["step"], state["log"]
-        print(f"{task}: resuming from step {start} ({checkpoint_path})")
+    start, log = _resume_restorer(checkpoint_path, task, net, optimiser, photos, device_)
 
     def save(step: int) -> None:
         with atomic_path(checkpoint_path) as temporary:
@@ -315,17 +350,8 @@ def train_restorer(
     progress = progress_bar(range(start, steps), initial=start, total=steps, desc=f"restorer {task}",
                             unit="step", mininterval=30)
     for step in progress:
-        lr = _learning_rate(step, steps, learning_rate, warmup)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        x = photos.batch(batch_size)
-        colours = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        x = torch.stack([crop[torch.randperm(3, generator=colours)] for crop in x])
-        y = degradation(x, seed=seed * 1_000_003 + step).to(device_)
-        loss = ((net(y) - x.to(device_)) ** 2).mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        lr = _set_learning_rate(optimiser, step, steps, learning_rate, warmup)
+        loss = _restorer_step(net, optimiser, photos, degradation, batch_size, seed * 1_000_003 + step, device_)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
         done = step + 1
         if done % monitor_every == 0 or done == steps:

@@ -1,0 +1,52 @@
+"""Figures on paper: the one- and two-column widths, resizing a figure to one of them,
+and writing it as a vector PDF and a 300-dpi PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+from ..io import atomic_path
+
+COLUMN_WIDTH = 3.5  # inches, one column of a two-column paper
+PAGE_WIDTH = 7.2  # inches, both columns
+
+
+def save_figure(fig: Figure, path: str | Path) -> tuple[Path, Path]:
+    """Write ``<path>.pdf`` (vector, TrueType fonts embedded) and ``<path>.png`` (300 dpi).
+
+    The files have the figure's own size (no tight bounding box), so a figure built
+    :data:`COLUMN_WIDTH` or :data:`PAGE_WIDTH` wide is that wide on paper; resize others
+    with :func:`set_width` first. ``path`` has no suffix; folders are created. Files are
+    written atomically and carry no dates, so a rerun gives the same bytes. Returns the two paths.
+    """
+    path = Path(path)
+    if path.suffix in (".pdf", ".png"):
+        raise ValueError(f"give the path without a suffix, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf, png = path.with_name(path.name + ".pdf"), path.with_name(path.name + ".png")
+    for target, metadata in ((pdf, {"CreationDate": None, "ModDate": None}), (png, {"Software": None})):
+        with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}), atomic_path(target) as temporary:
+            fig.savefig(temporary, format=target.suffix[1:], dpi=300, metadata=metadata)
+    return pdf, png
+
+
+def set_width(fig: Figure, width: float = PAGE_WIDTH, height: float | None = None) -> Figure:
+    """Resize ``fig`` to ``width`` inches (its height kept unless given) and lay it out again.
+
+    For figures built elsewhere at another width: the fonts keep their size and a
+    constrained layout fits titles, labels and legends (outside ones included) into
+    the new size. Returns ``fig``.
+    """
+    fig.set_size_inches(width, fig.get_figheight() if height is None else height)
+    engine = fig.get_layout_engine()
+    if engine is None or isinstance(engine, PlaceHolderLayoutEngine):   # none, or tight_layout() run once
+        try:
+            fig.set_layout_engine("constrained")
+        except RuntimeError:   # colour bars laid out for another engine: fit once with tight_layout
+            fig.tight_layout()
+    fig.draw_without_rendering()
+    return fig
