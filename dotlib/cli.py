@@ -198,10 +198,11 @@ def enhance(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------ evaluate
 
-#: Metric columns of the table: key, Markdown header, display scale, decimals.
-METRICS = (("psnr", "PSNR ↑", 1.0, 2), ("ssim", "SSIM ↑", 1.0, 4), ("mse", "MSE ×10³ ↓", 1e3, 3),
-           ("swd", "SWD ×10³ ↓", 1e3, 1), ("detail", "detail ×10³ ↓", 1e3, 1), ("lpips", "LPIPS ↓", 1.0, 3),
-           ("fid", "FID ↓", 1.0, 2), ("kid", "KID ×10³ ↓", 1e3, 2), ("is", "IS ↑", 1.0, 2))
+def _quality_metrics() -> tuple:
+    """The table's metric columns: every quality index of the registry (imported late: torch)."""
+    from .metrics.registry import METRICS
+
+    return tuple(entry for entry in METRICS if entry.higher_is_better is not None)
 
 
 def _groups(clean_root: Path, clean_keys: set[str], out_dirs: Sequence[str]) -> dict[tuple[str, float], list]:
@@ -291,13 +292,13 @@ class _SetMetrics:
         return values
 
 
-def _markdown(table: pd.DataFrame, shown: list[tuple]) -> str:
-    header = ["folder", "α", "images"] + [title for _, title, _, _ in shown]
+def _markdown(table: pd.DataFrame, shown: list) -> str:
+    header = ["folder", "α", "images"] + [entry.header + entry.arrow for entry in shown]
     lines = ["| " + " | ".join(header) + " |", "| :-- | --: | --: |" + " --: |" * len(shown)]
     for row in table.to_dict("records"):
         alpha = "" if math.isnan(row["alpha"]) else format_alpha(row["alpha"])
         cells = [str(row["folder"]), alpha, str(row["images"])]
-        cells += [f"{row[key] * scale:.{decimals}f}" for key, _, scale, decimals in shown]
+        cells += [f"{row[entry.key] * entry.scale:.{entry.decimals}f}" for entry in shown]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -328,6 +329,7 @@ def evaluate(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     clean = {key: load_image(file) for key, file in progress(clean_files.items(), desc="clean images", unit="image")}
     measure = _SetMetrics(list(clean.values()), device)
+    columns = _quality_metrics()
     rows = []
     for (label, alpha), pairs in progress(groups.items(), desc="measuring", unit="set"):
         images = [load_image(file) for _, file in pairs]
@@ -337,9 +339,9 @@ def evaluate(args: argparse.Namespace) -> None:
                                 f"{clean_files[key]} is {clean[key].shape[-1]}x{clean[key].shape[-2]}")
         values = measure(images, [clean[key] for key, _ in pairs])
         rows.append({"folder": label, "alpha": alpha, "images": len(pairs),
-                     **{key: values.get(key, math.nan) for key, *_ in METRICS}})
+                     **{entry.key: values.get(entry.key, math.nan) for entry in columns}})
     table = pd.DataFrame(rows)
-    shown = [m for m in METRICS if table[m[0]].notna().any()]
+    shown = [entry for entry in columns if table[entry.key].notna().any()]
     text = _markdown(table, shown)
     notes = [f"{len(clean)} clean images from {clean_folder.root}; PSNR, SSIM, MSE and LPIPS are per image, then "
              f"averaged; SWD and detail pool every image at its own size against all clean images"]

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .metrics.registry import METRICS
 from .paths import project_root
 
 __all__ = ["DRY_PARAMETERS", "DRY_ROOT", "dry_study", "main", "missing_columns", "write_folder_outputs"]
@@ -39,7 +40,7 @@ DRY_PARAMETERS = {"size": 64, "n_fit": 8, "max_eval": 8, "alpha_step": 0.5, "sec
                   "device": "cpu", "batch_size": 4, "num_workers": 0, "kid_capacity": 64}
 
 #: Metric columns every task's metrics.csv must fill on the dry run (stand-ins for every weight).
-REQUIRED_COLUMNS = ("psnr", "ssim", "mse", "lpips", "swd", "detail", "fid", "kid", "is")
+REQUIRED_COLUMNS = tuple(entry.key for entry in METRICS if entry.key != "latent_w2")
 
 
 def _moved(value):

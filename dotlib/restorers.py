@@ -538,14 +538,13 @@ class FolderRestorer(Restorer):
     """
 
     def __init__(self, folder: str | Path, task: str, device: str | torch.device = "cpu"):
-        from .data import IMAGE_SUFFIXES
+        from .data import IMAGE_SUFFIXES, image_files
 
         super().__init__(f"folder:{folder}", task, device)
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise FileNotFoundError(f"restorer folder {self.folder} does not exist")
-        self.files = sorted(p for p in self.folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                            and not any(part.startswith(".") for part in p.relative_to(self.folder).parts))
+        self.files = image_files(self.folder)
         if not self.files:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under restorer folder "
                                     f"{self.folder}")

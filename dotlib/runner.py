@@ -49,9 +49,9 @@ from .metrics.assets import display_path
 from .metrics.inception import FID_MODES
 from .metrics.streaming_evaluator import StreamingEvaluator
 from .patches import valid_patch_stats
+from .pipeline import TABLE_COLUMNS, perception_models, upsampled
 from .progress import progress
 from .restorers import FolderRestorer, get_restorer
-from .study import TABLE_COLUMNS, perception_models, upsampled
 
 __all__ = ["FolderRun", "RUN_OPTIONS", "launch", "main", "run_folder_task"]
 

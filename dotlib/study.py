@@ -43,18 +43,19 @@ from .degradations import degrade, get_degradation
 from .encoders import Encoder, load_encoder
 from .gaussian import DEFAULT_EPS, DEFAULT_RELATIVE_EPS, GaussianStats, w2
 from .latent_ot import DECODES, LatentOT
-from .metrics import MetricUnavailable, fid, inception_score, kid, load_inception, load_lpips
-from .metrics.inception import classifier_weights
+from .metrics import fid, inception_score, kid
+from .metrics.registry import metric
 from .metrics.detail import DetailFrechet
 from .metrics.paired import PairedBootstrap
 from .patches import valid_patch_stats
+from .pipeline import TABLE_COLUMNS, perception_models, upsampled
 from .restorers import get_restorer
 from .tables import verdict
 
 __all__ = [
     "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "default_alphas", "describe_finding",
-    "design_for_pool", "fitting_sets", "latent_stats", "perception_models", "pixel_w2_per_dim", "run_task",
-    "theory_check", "upsampled",
+    "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task",
+    "theory_check",
 ]
 
 #: Fitting designs; the first is the authors' (see the module notes).
@@ -67,13 +68,6 @@ TABLE_ALPHAS = (0.0, 0.5)
 #: The ridges compared on the fitting photos: (name, ridge, eps).
 RIDGE_SETTINGS = (("none", "absolute", 0.0), ("relative 1e-9 (default)", "relative", DEFAULT_RELATIVE_EPS),
                   ("absolute 1e-7 (authors)", "absolute", DEFAULT_EPS))
-
-#: Columns of every ``run_task`` table, in order (a metric that was not computed is NaN).
-TABLE_COLUMNS = (["task", "restorer", "encoder", "fit_split", "decode", "signal", "alpha", "n_photos", "n_crops"]
-                 + [f"{m}{s}" for m in ("psnr", "ssim", "mse", "lpips", "swd", "detail") for s in ("", "_sd")]
-                 + ["fid", "kid", "kid_sd", "is", "is_sd", "latent_w2", "latent_w2_fitted"]
-                 + [f"d_{m}{s}" for m in ("psnr", "ssim", "mse", "lpips", "swd", "detail")
-                    for s in ("", "_lo", "_hi")])
 
 #: Theory's bound on the PSNR cost of x̂0 for an MMSE restorer: MSE(x̂0) <= 2·MSE(x*).
 THEORY_BOUND_DB = 10.0 * math.log10(2.0)
@@ -201,13 +195,6 @@ def _batched(function, images: torch.Tensor, batch_size: int, device: torch.devi
                       for i in range(0, images.shape[0], batch_size)])
 
 
-def upsampled(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The degraded input shown at the clean size: bicubic when smaller, clamped to [0, 1]."""
-    if tuple(y.shape[-2:]) == tuple(size):
-        return y.clamp(0.0, 1.0)
-    return F.interpolate(y, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
-
-
 def latent_stats(latents: torch.Tensor, patch_size: int) -> list[GaussianStats]:
     """One :class:`GaussianStats` of the valid p×p patches per latent of ``[N, C, h, w]``."""
     return [valid_patch_stats(latent[None], patch_size) for latent in latents]
@@ -280,29 +267,6 @@ def theory_check(x: torch.Tensor, x_star: torch.Tensor, x_hat0: torch.Tensor, ro
             "bound_db": THEORY_BOUND_DB, "predicted_cost_db": predicted, "pixel_w2_per_dim": w2_dim,
             "vae_mse": vae_mse, "vae_share": vae_share, "lowpass_share": lowpass_share,
             "exceeds_bound": exceeds, "reason": reason}
-
-
-def perception_models(device: torch.device, inception: bool = True, lpips: bool = True, fid_mode: str = "clean"):
-    """``(features, classifier, lpips, missing)``: clean-fid's Inception features (``fid_mode``)
-    and its class head ``[1008, 2048]`` (IS), and LPIPS, each where its weights are on disk;
-    ``missing`` maps every metric left out to the reason."""
-    missing, features, classifier, lpips_model = {}, None, None, None
-    if inception:
-        try:
-            features = load_inception(device, output="features", mode=fid_mode)
-            classifier = classifier_weights(features)
-        except MetricUnavailable as error:
-            missing.update({name: error.reason for name in ("fid", "kid", "is")})
-    else:
-        missing.update({name: "disabled by the caller" for name in ("fid", "kid", "is")})
-    if lpips:
-        try:
-            lpips_model = load_lpips(device)
-        except MetricUnavailable as error:
-            missing["lpips"] = error.reason
-    else:
-        missing["lpips"] = "disabled by the caller"
-    return features, classifier, lpips_model, missing
 
 
 def _ridge_ablation(vae: Encoder, design: Design, stats_clean, stats_star, z_star: torch.Tensor,
@@ -506,11 +470,11 @@ def describe_finding(table: pd.DataFrame, fit_split: str = "same", decode: str =
     counted = "photos" if row.n_crops != row.n_photos else "images"   # streamed folder runs: images
     lines = [f"x̂0 ({fit_split} images, {decode} decoding) against x*, {int(row.n_photos)} {counted}, "
              f"95 % paired intervals:"]
-    for metric, lower_is_better, unit in (("psnr", False, "dB"), ("swd", True, "×10⁻³"),
-                                          ("detail", True, "×10⁻³")):
-        scale = 1.0 if metric == "psnr" else 1e3
-        value, low, high = row[f"d_{metric}"], row[f"d_{metric}_lo"], row[f"d_{metric}_hi"]
+    for entry in map(metric, ("psnr", "swd", "detail")):
+        scale, key = entry.scale, entry.key
+        value, low, high = row[f"d_{key}"], row[f"d_{key}_lo"], row[f"d_{key}_hi"]
         bounds = (f"[{low * scale:+.3g}, {high * scale:+.3g}]" if math.isfinite(low) and math.isfinite(high)
                   else "(set-level index: no interval)")
-        lines.append(f"  {metric}: {value * scale:+.3g} {unit} {bounds} -> {verdict(low, high, lower_is_better)}")
+        lines.append(f"  {key}: {value * scale:+.3g} {entry.difference_unit} {bounds} -> "
+                     f"{verdict(low, high, not entry.higher_is_better)}")
     return "\n".join(lines)

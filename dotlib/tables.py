@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -23,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from .io import write_text
+from .metrics import registry
+from .metrics.registry import Metric, metric
 
 __all__ = [
     "COLUMNS",
     "TASK_LABELS",
-    "Column",
     "FINDING_METRICS",
     "PERCEPTION_FALLBACKS",
     "findings",
@@ -55,29 +55,9 @@ TASK_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Column:
-    """One printed metric: study-table column ``key``, header, ↑/↓, display scale and decimals."""
-
-    key: str
-    header: str
-    latex: str
-    higher_is_better: bool | None
-    scale: float = 1.0
-    decimals: int = 2
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("psnr", "PSNR", "PSNR", True, 1.0, 2),
-    Column("ssim", "SSIM", "SSIM", True, 1.0, 3),
-    Column("lpips", "LPIPS", "LPIPS", False, 1.0, 3),
-    Column("fid", "FID", "FID", False, 1.0, 2),
-    Column("is", "IS", "IS", True, 1.0, 2),
-    Column("kid", "KID ×10³", r"KID $\times 10^3$", False, 1e3, 2),
-    Column("swd", "SWD ×10³", r"SWD $\times 10^3$", False, 1e3, 1),
-    Column("detail", "detail ×10³", r"detail $\times 10^3$", False, 1e3, 1),
-    Column("latent_w2", "latent W₂² (fitted)", r"latent $W_2^2$ (fitted)", None, 1.0, 3),
-)
+#: The metrics a printed study table shows, in the poster's order (facts from the registry).
+COLUMNS: tuple[Metric, ...] = tuple(metric(key) for key in ("psnr", "ssim", "lpips", "fid", "is", "kid", "swd",
+                                                             "detail", "latent_w2"))
 
 
 #: Perceptual indices tried, in order, when the one asked for has no values (FID needs the
@@ -208,7 +188,7 @@ def poster_rows(table: pd.DataFrame, alphas: str | Sequence[float] = (0.5, 0.0),
     return pd.concat(blocks, ignore_index=True)
 
 
-def _cell(row: pd.Series, column: Column, latex: bool) -> tuple[str, bool]:
+def _cell(row: pd.Series, column: Metric, latex: bool) -> tuple[str, bool]:
     """Printed value ("mean ± sd" when a finite ``<key>_sd`` exists) and whether it is missing."""
     value = row.get(column.key, math.nan)
     if pd.isna(value):
@@ -244,7 +224,7 @@ def _footnotes(missing: set[str], notes: Mapping[str, str] | None, latex: bool) 
     return lines
 
 
-def _layout(table: pd.DataFrame, columns: Sequence[Column], latex: bool, alphas, perception,
+def _layout(table: pd.DataFrame, columns: Sequence[Metric], latex: bool, alphas, perception,
             fit_split: str, decode: str) -> tuple[list[list[str]], list[int], set[str]]:
     rows = poster_rows(table, alphas, perception, fit_split, decode)
     body, block_starts, missing = [], [], set()
@@ -265,15 +245,13 @@ def _layout(table: pd.DataFrame, columns: Sequence[Column], latex: bool, alphas,
     return body, block_starts, missing
 
 
-def _arrow(column: Column, latex: bool) -> str:
-    if column.higher_is_better is None:
-        return ""
-    if latex:
+def _arrow(column: Metric, latex: bool) -> str:
+    if latex and column.higher_is_better is not None:
         return r" $\uparrow$" if column.higher_is_better else r" $\downarrow$"
-    return " ↑" if column.higher_is_better else " ↓"
+    return "" if latex else column.arrow
 
 
-def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas=(0.5, 0.0),
+def to_markdown(table: pd.DataFrame, columns: Sequence[Metric] = COLUMNS, alphas=(0.5, 0.0),
                 perception: str = "swd", notes: Mapping[str, str] | None = None, fit_split: str = "same",
                 decode: str = "direct", caption: str | None = None) -> str:
     """The poster table as GitHub Markdown; ``notes`` maps a metric key to why it is missing;
@@ -290,7 +268,7 @@ def to_markdown(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas
     return "\n".join(lines) + "\n"
 
 
-def to_latex(table: pd.DataFrame, columns: Sequence[Column] = COLUMNS, alphas=(0.5, 0.0),
+def to_latex(table: pd.DataFrame, columns: Sequence[Metric] = COLUMNS, alphas=(0.5, 0.0),
              perception: str = "swd", notes: Mapping[str, str] | None = None, fit_split: str = "same",
              decode: str = "direct", caption: str | None = None) -> str:
     """The poster table as a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``); ``caption``
@@ -351,8 +329,8 @@ def signal_row(table: pd.DataFrame, signal: str, alpha: float | None = None) -> 
     return rows.iloc[0]
 
 
-#: The metrics with paired intervals in the findings (key, lower is better, display scale).
-FINDING_METRICS = (("psnr", False, 1.0), ("ssim", False, 1.0), ("swd", True, 1e3), ("detail", True, 1e3))
+#: The metrics whose paired intervals the findings report (facts from the registry).
+FINDING_METRICS = ("psnr", "ssim", "swd", "detail")
 
 
 def verdict(low: float, high: float, lower_is_better: bool) -> str:
@@ -388,7 +366,8 @@ def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFr
             row = rows.iloc[0]
             entry = dict(zip(("task", "restorer", "fit_split", "decode"), keys))
             entry.update(alpha=float(alpha) + 0.0, n_photos=int(row.n_photos))
-            for metric, lower_is_better, _ in FINDING_METRICS:
+            for name in FINDING_METRICS:
+                metric, lower_is_better = name, not registry.metric(name).higher_is_better
                 low, high = float(row[f"d_{metric}_lo"]), float(row[f"d_{metric}_hi"])
                 entry.update({f"d_{metric}": float(row[f"d_{metric}"]), f"d_{metric}_lo": low,
                               f"d_{metric}_hi": high, f"{metric}_verdict": verdict(low, high, lower_is_better)})

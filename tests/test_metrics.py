@@ -18,6 +18,7 @@ from dotlib.gaussian import w2
 from dotlib.metrics import sliced_wasserstein as swd_module
 from dotlib.metrics.detail import DetailFrechet, frechet_batched
 from dotlib.metrics.paired import PairedBootstrap
+from dotlib.pipeline import perception_models
 from dotlib.data import load_photo, split_photos
 
 
@@ -378,29 +379,13 @@ def test_inception_score_theory():
     assert mean == pytest.approx(4.0) and sd == pytest.approx(0.0, abs=1e-12)
 
 
-def test_evaluator_records_missing_and_fills_the_row(tmp_path, monkeypatch, eval_tiles, extractor,
-                                                    random_lpips):
+def test_perception_models_name_each_missing_weight_file(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
     monkeypatch.setattr(M.inception, "_cleanfid_cache_dir", lambda: tmp_path)
-    reference, evaluated = eval_tiles[0][:8], eval_tiles[1][:8]
-    offline = M.Evaluator(reference, lpips=None, n_bootstrap=4, swd_options={"directions": 32})
-    assert set(offline.missing) == {"fid", "kid", "is", "lpips"}
-    assert M.INCEPTION_FILE in offline.missing["fid"]
-    row = offline(evaluated, clean=evaluated).row()
-    assert set(row) == set(M.STUDY_COLUMNS)
-    assert math.isnan(row["fid"]) and math.isnan(row["is"]) and math.isnan(row["lpips"])
-    assert row["psnr"] == math.inf and row["ssim"] == pytest.approx(1.0) and row["mse"] == 0.0
-    assert row["swd"] > 0 and row["swd_sd"] > 0
-
-    probs = M.CleanFeatures(RandomClassifier(), name="random_classes")
-    injected = M.Evaluator(reference, features=extractor, probabilities=probs, lpips=random_lpips,
-                           n_bootstrap=0, kid_subsets=5, swd_options={"directions": 32})
-    assert injected.missing == {}
-    same = injected(reference, clean=reference)
-    assert same.values["fid"] < 1e-8 and same.values["swd"] == 0.0 and same.values["lpips"] == 0.0
-    degraded = injected(noise(reference, 0.1), clean=reference).values
-    assert degraded["fid"] > 0 and degraded["lpips"] > 0 and degraded["is"] >= 1.0
-    assert degraded["psnr"] == pytest.approx(float(M.psnr(noise(reference, 0.1), reference).mean()))
+    features, classifier, lpips, missing = perception_models(torch.device("cpu"), lpips=False)
+    assert features is None and classifier is None and lpips is None
+    assert set(missing) == {"fid", "kid", "is", "lpips"} and missing["lpips"] == "disabled by the caller"
+    assert all(M.INCEPTION_FILE in missing[name] for name in ("fid", "kid", "is"))
 
 
 # ----------------------------------------------------------------- sliced Wasserstein
@@ -458,7 +443,7 @@ def test_batched_frechet_equals_gaussian_w2():
 
 
 def test_paired_bootstrap_of_a_set_against_itself_is_zero(eval_tiles):
-    reference, evaluated = eval_tiles[0][:12], eval_tiles[1][:12]
+    reference = eval_tiles[0][:12]
     photos = [f"photo{i // 2}" for i in range(12)]
     paired = PairedBootstrap(reference, photos, n_resamples=30, swd_options={"directions": 32})
     paired.add("x", reference)
@@ -499,19 +484,3 @@ def test_swd_bootstrap_spread_is_deterministic(eval_tiles):
     assert first == second and 0 < first.sd < first.mean
     assert len(first.levels) == 3 and first.mean == pytest.approx(np.mean(first.levels))
     assert M.swd(evaluated, reference, directions=64).mean == pytest.approx(first.mean)
-
-
-def test_perceptual_index_front_door(tmp_path, monkeypatch, eval_tiles, extractor):
-    reference, evaluated = eval_tiles[0][:12], eval_tiles[1][:12]
-    value, spread = M.perceptual_index("swd", evaluated, reference, n_bootstrap=4, directions=32)
-    direct = M.SlicedWasserstein(reference, directions=32)(evaluated, n_bootstrap=4)
-    assert (value, spread) == (direct.mean, direct.sd)
-    value, spread = M.perceptual_index("fid", evaluated, reference, features=extractor, n_bootstrap=4)
-    assert value == pytest.approx(M.fid(extractor(evaluated), extractor(reference))) and spread > 0
-    monkeypatch.delenv(M.INCEPTION_ENV, raising=False)
-    monkeypatch.setattr(M.inception, "_cleanfid_cache_dir", lambda: tmp_path)
-    for name in ("fid", "kid", "is"):
-        with pytest.raises(M.MetricUnavailable, match=M.INCEPTION_FILE):
-            M.perceptual_index(name, evaluated, reference)
-    with pytest.raises(ValueError, match="unknown perceptual index"):
-        M.perceptual_index("niqe", evaluated, reference)

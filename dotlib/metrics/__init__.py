@@ -2,8 +2,9 @@
 
 ``distortion`` (MSE, PSNR, SSIM, LPIPS), ``inception`` (clean-fid features, FID, KID, IS),
 ``sliced_wasserstein`` (SWD, Wasserstein of Laplacian patches), ``detail`` (Fréchet distance of grey
-Laplacian-band patches), ``bootstrap`` (paired intervals over photos), ``evaluator``
-(all of them for one signal), ``streaming`` and ``streaming_evaluator`` (the same metrics
+Laplacian-band patches), ``registry`` (one entry per metric: name, direction, display,
+definition), ``paired`` (every metric of a signal with paired bootstrap intervals over
+photos: the embedded study), ``streaming`` and ``streaming_evaluator`` (the same metrics
 accumulated batch by batch with bounded memory, reduced across processes: paper scale),
 ``assets`` (weights on disk), ``inputs`` (input checks).
 
@@ -38,26 +39,19 @@ Uncertainty: per-image metrics report the standard deviation over images; set-le
 metrics report a bootstrap standard deviation over resampled images (fixed seed), KID
 its standard deviation over subsets and IS over splits (as the paper's table).
 
-:func:`perceptual_index` computes one set-level index by name (``swd``, ``fid``, ``kid``,
-``is``) as ``(value, spread)``. :class:`Evaluator` ties everything together for the
-study: one reference set of natural images, then one :class:`MetricReport` per
-evaluated signal, with every metric that could not be computed recorded in
-``missing`` with its reason. Values are in raw units (KID and SWD are printed ×10³ by
-:mod:`dotlib.tables` and :mod:`dotlib.plots`).
+Values are in raw units; how each is printed (KID and SWD ×10³) is in :mod:`.registry`.
 """
 
 from .assets import MetricUnavailable
-from .bootstrap import bootstrap
 from .distortion import LPIPS, LPIPS_LIN_ENV, LPIPS_VGG_ENV, load_lpips, mse, psnr, ssim
-from .evaluator import PERCEPTUAL_INDICES, STUDY_COLUMNS, Evaluator, MetricReport, perceptual_index
 from .inception import (FID_MODES, INCEPTION_ENV, INCEPTION_FILE, CleanFeatures, fid, inception_file,
                         inception_score, kid, load_inception)
 from .sliced_wasserstein import SlicedWasserstein, SWDResult, laplacian_pyramid, swd
 from .streaming_evaluator import StreamingEvaluator
 
 __all__ = [
-    "FID_MODES", "INCEPTION_ENV", "INCEPTION_FILE", "LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV", "PERCEPTUAL_INDICES",
-    "STUDY_COLUMNS", "CleanFeatures", "Evaluator", "MetricReport", "MetricUnavailable", "SWDResult",
-    "SlicedWasserstein", "StreamingEvaluator", "bootstrap", "fid", "inception_file", "inception_score", "kid", "laplacian_pyramid",
-    "load_inception", "load_lpips", "mse", "perceptual_index", "psnr", "ssim", "swd",
+    "FID_MODES", "INCEPTION_ENV", "INCEPTION_FILE", "LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV",
+    "CleanFeatures", "MetricUnavailable", "SWDResult", "SlicedWasserstein", "StreamingEvaluator", "fid",
+    "inception_file", "inception_score", "kid", "laplacian_pyramid", "load_inception", "load_lpips", "mse", "psnr",
+    "ssim", "swd",
 ]

@@ -29,12 +29,10 @@ from .detail import DetailFrechet
 from .distortion import mse, psnr
 from .distortion import ssim as structural_similarity
 from .inputs import check_batch, check_pair
+from .registry import paired_metrics
 from .sliced_wasserstein import SlicedWasserstein, laplacian_pyramid
 
-__all__ = ["PAIRED_METRICS", "PairedBootstrap"]
-
-#: Metrics with a paired interval, and whether lower is better.
-PAIRED_METRICS = {"psnr": False, "ssim": False, "mse": True, "lpips": True, "swd": True, "detail": True}
+__all__ = ["PairedBootstrap"]
 
 
 class PairedBootstrap:
@@ -80,7 +78,7 @@ class PairedBootstrap:
         self._reference_swd, self._reference_detail = self._set_sums(reference)
         self._reference_swd_resampled = (self.weights.float() @ self._reference_swd.float().flatten(1)) \
             / self._totals.float()[:, None]
-        self.metrics = [name for name in PAIRED_METRICS if name != "lpips" or lpips is not None]
+        self.metrics = [name for name in paired_metrics() if name != "lpips" or lpips is not None]
         self.values: dict[str, dict[str, np.ndarray]] = {}
 
     @property

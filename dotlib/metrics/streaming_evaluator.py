@@ -32,15 +32,14 @@ import numpy as np
 import torch
 
 from .detail import DetailFrechet
-from .distortion import mse, psnr, ssim
 from .inception import CleanFeatures
 from .inputs import check_batch, check_pair
 from .sliced_wasserstein import SlicedWasserstein, laplacian_pyramid
+from .registry import per_image_functions
 from .streaming import BandSums, FeatureGaussian, FeatureSample, PerImageMeans, SetCDF, SplitScores
 
-__all__ = ["PER_IMAGE_METRICS", "StreamingEvaluator"]
+__all__ = ["StreamingEvaluator"]
 
-PER_IMAGE_METRICS = ("psnr", "ssim", "mse", "lpips")
 Z_95 = 1.959963984540054
 
 
@@ -93,7 +92,7 @@ class StreamingEvaluator:
         self.features, self.lpips, self.baseline, self.seed = features, lpips, baseline, int(seed)
         self.kid_capacity, self.kid_subsets, self.kid_subset_size = kid_capacity, kid_subsets, kid_subset_size
         self.is_splits = is_splits
-        self.per_image_names = ("psnr", "ssim", "mse") + (("lpips",) if lpips is not None else ())
+        self.per_image_names = tuple(per_image_functions()) + (("lpips",) if lpips is not None else ())
         self.swd = SlicedWasserstein(calibration, seed=seed, device=device, **(swd_options or {}))
         self.detail = DetailFrechet(calibration, levels=self.swd.levels, device=device)
         self.classifier = None if classifier is None else classifier.detach().to(torch.float64).cpu()
@@ -142,7 +141,7 @@ class StreamingEvaluator:
         for name, images in signals.items():
             check_pair(images, clean)
             images = images.to(self.device, torch.float32)
-            values = {"psnr": psnr(images, clean), "ssim": ssim(images, clean), "mse": mse(images, clean)}
+            values = {name: function(images, clean) for name, function in per_image_functions().items()}
             if self.lpips is not None:
                 values["lpips"] = self.lpips(images, clean)
             per_image[name] = {k: v.to(torch.float64) for k, v in values.items()}
