@@ -1,5 +1,6 @@
-"""What every runner does to a batch, in one place: the study table's columns, the degraded
-input shown at the clean size, and the perception models.
+"""What every runner shares, in one place: the designs and decodings it measures, the α of
+each, the study table's columns, the degraded input shown at the clean size, and the
+perception models.
 
 Both runners build on it: :mod:`dotlib.study` (the embedded photo pool, cross-fitted by
 photo, paired bootstrap) and :mod:`dotlib.runner` (an image folder streamed on N processes).
@@ -8,14 +9,20 @@ Neither imports the other.
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import pandas as pd
 import torch
 import torch.nn.functional as F
+
+from .latent_ot import DECODES
 
 from .metrics import MetricUnavailable, load_inception, load_lpips
 from .metrics.inception import classifier_weights
 from .metrics.registry import study_columns
 
-__all__ = ["LABEL_COLUMNS", "TABLE_COLUMNS", "perception_models", "upsampled"]
+__all__ = ["LABEL_COLUMNS", "TABLE_COLUMNS", "alpha_sweeps", "check_decodes", "fitted_designs", "ordered_table",
+           "perception_models", "upsampled"]
 
 #: What identifies a row of a study table.
 LABEL_COLUMNS = ["task", "restorer", "encoder", "fit_split", "decode", "signal", "alpha", "n_photos", "n_crops"]
@@ -52,3 +59,37 @@ def perception_models(device: torch.device, inception: bool = True, lpips: bool 
     else:
         missing["lpips"] = "disabled by the caller"
     return features, classifier, lpips_model, missing
+
+
+def fitted_designs(fit_split: str, ablation_splits: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    """The fitting designs a run fits, headline first: ``[fit_split, *other ablation_splits]``.
+
+    ``ValueError`` unless every one is among ``allowed`` (the runner's designs).
+    """
+    if fit_split not in allowed or any(split not in allowed for split in ablation_splits):
+        raise ValueError(f"fit_split and ablation_splits must be among {', '.join(map(repr, allowed))}; "
+                         f"got {fit_split!r}, {list(ablation_splits)}")
+    return [fit_split] + [split for split in ablation_splits if split != fit_split]
+
+
+def check_decodes(decodes: Sequence[str]) -> list[str]:
+    """``decodes`` as a list; ``ValueError`` unless it is a non-empty subset of :data:`DECODES`."""
+    if not decodes or any(decode not in DECODES for decode in decodes):
+        raise ValueError(f"decodes must be a non-empty subset of {', '.join(DECODES)}, got {list(decodes)}")
+    return list(decodes)
+
+
+def alpha_sweeps(splits: Sequence[str], decodes: Sequence[str], alphas: Sequence[float],
+                 secondary: Sequence[float] | None = None) -> dict[tuple[str, str], list[float]]:
+    """The α measured per ``(design, decoding)``: the headline design (``splits[0]``) sweeps
+    ``alphas`` with its first decoding and ``secondary`` (default: ``alphas``) with the others;
+    ablations only α = 0."""
+    alphas = [float(alpha) for alpha in alphas]
+    secondary = alphas if secondary is None else [float(alpha) for alpha in secondary]
+    return {(split, decode): (alphas if decode == decodes[0] else secondary) if split == splits[0] else [0.0]
+            for split in splits for decode in decodes}
+
+
+def ordered_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with :data:`TABLE_COLUMNS` first, in order (missing ones NaN), then its other columns."""
+    return table.reindex(columns=list(dict.fromkeys(TABLE_COLUMNS + list(table.columns))))

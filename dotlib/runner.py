@@ -44,12 +44,13 @@ from .distributed import end_processes, start_processes
 from .encoders import load_encoder
 from .gaussian import GaussianStats
 from .io import write_csv
-from .latent_ot import DECODES, LatentOT
+from .latent_ot import LatentOT
 from .metrics.assets import display_path
 from .metrics.inception import FID_MODES
 from .metrics.streaming_evaluator import StreamingEvaluator
 from .patches import valid_patch_stats
-from .pipeline import TABLE_COLUMNS, perception_models, upsampled
+from .pipeline import (alpha_sweeps, check_decodes, fitted_designs, ordered_table, perception_models,
+                       upsampled)
 from .progress import progress
 from .restorers import FolderRestorer, get_restorer
 
@@ -57,6 +58,9 @@ __all__ = ["FolderRun", "RUN_OPTIONS", "launch", "main", "run_folder_task"]
 
 #: Set-level indices whose difference to x* is reported without an interval.
 SET_LEVEL_DIFFERENCES = ("swd", "detail")
+
+#: Fitting designs on an image folder: the authors' (the same images), and disjoint images.
+FOLDER_SPLITS = ("same", "disjoint")
 
 
 @dataclass
@@ -187,126 +191,178 @@ def run_folder_task(
     ``"clean"`` or ``"legacy_tensorflow"`` (comparable with the poster's torchmetrics
     numbers). Returns a :class:`FolderRun` on rank 0, None on the others.
     """
-    if fit_split not in ("same", "disjoint") or any(s not in ("same", "disjoint") for s in ablation_splits):
-        raise ValueError(f"on an image folder fit_split and ablation_splits must be 'same' (the authors' design) "
-                         f"or 'disjoint'; got {fit_split!r}, {list(ablation_splits)}")
-    if not decodes or any(d not in DECODES for d in decodes):
-        raise ValueError(f"decodes must be a non-empty subset of {', '.join(DECODES)}, got {list(decodes)}")
+    splits = fitted_designs(fit_split, ablation_splits, FOLDER_SPLITS)
+    decodes = check_decodes(decodes)
+    _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers)
+    rank, world, device_ = start_processes(device)
+
+    folder = ImageFolder(data, resize=size, crop=size)
+    extra = n_fit if "disjoint" in splits else 0
+    order, evaluated = _shuffled(folder, n_fit + extra, max_eval, seed, max(2, world))
+    options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
+    run = _FolderRun(task, folder, [path.name for path in folder.files],
+                     get_restorer(restorer, task, device=device_, **options),
+                     load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
+                     device_, seed, size, rank, world, batch_size)
+    fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:n_fit + extra])}
+    operators = {split: _fit_operator(run, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
+                                      border=border, clip_x_hat0=clip_x_hat0) for split in splits}
+
+    features, classifier, lpips_model, missing = perception_models(device_, inception, lpips, fid_mode)
+    evaluator = StreamingEvaluator(torch.stack([folder[i] for i in order[:n_fit]]), device=device_,
+                                   features=features, classifier=classifier, lpips=lpips_model,
+                                   kid_capacity=kid_capacity, is_splits=min(10, len(evaluated)), seed=seed)
+    loader = _loader(_Indexed(folder, evaluated), rank, world, batch_size, num_workers)
+    kept, kept_names = _evaluate(run, operators, alpha_sweeps(splits, decodes, alphas, secondary_alphas), loader,
+                                 evaluator, f"{task} / {restorer}", n_keep)
+    evaluator.reduce()
+    if rank != 0:
+        return None
+    labels = {"task": task, "restorer": _restorer_label(run.model, restorer), "encoder": _encoder_label(encoder)}
+    images = {key: torch.cat(parts) for key, parts in kept.items()}
+    images["x_hat0"] = images[f"x_hat0_{decodes[0]}"]
+    description = (f"{display_path(data)}: {n_fit} fitting images ({fit_split}), {len(evaluated)} evaluated at "
+                   f"{size}², {world} process{'es' if world > 1 else ''} (shuffled with seed {seed}); metrics "
+                   f"streamed (per-image differences to x* with normal 95 % intervals over images)")
+    return FolderRun(table=_folder_table(evaluator.compute(), labels, operators), images=images, photos=kept_names,
+                     missing=missing, description=description)
+
+
+def _shuffled(folder: ImageFolder, fitted: int, max_eval: int | None, seed: int,
+              needed: int) -> tuple[list[int], list[int]]:
+    """``(order, evaluated)``: the folder's positions shuffled by ``seed``, and those after the
+    first ``fitted`` (at most ``max_eval``); ``ValueError`` when fewer than ``needed`` remain."""
+    order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
+    evaluated = order[fitted:][:max_eval]
+    if len(evaluated) < needed:
+        raise ValueError(f"{folder.root} holds {len(folder)} images: {fitted} are fitted and {len(evaluated)} "
+                         f"remain to evaluate; at least {needed} are needed")
+    return order, evaluated
+
+
+def _check_folder_options(task: str, fid_mode: str, n_fit: int, max_eval: int | None, batch_size: int,
+                          num_workers: int) -> None:
+    """Clear errors before anything loads."""
     if fid_mode not in FID_MODES:
         raise ValueError(f"fid_mode must be one of {', '.join(FID_MODES)}, got {fid_mode!r}")
     if n_fit < 2 or (max_eval is not None and max_eval < 1) or batch_size < 1 or num_workers < 0:
         raise ValueError(f"need n_fit >= 2, max_eval >= 1 or None, batch_size >= 1 and num_workers >= 0; got "
                          f"{n_fit}, {max_eval}, {batch_size}, {num_workers}")
     get_degradation(task)
-    rank, world, device_ = start_processes(device)
-    splits = [fit_split] + [s for s in ablation_splits if s != fit_split]
-    alphas = [float(a) for a in alphas]
-    secondary = alphas if secondary_alphas is None else [float(a) for a in secondary_alphas]
 
-    folder = ImageFolder(data, resize=size, crop=size)
-    extra = n_fit if "disjoint" in splits else 0
-    order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
-    evaluated = order[n_fit + extra:]
-    if max_eval is not None:
-        evaluated = evaluated[:max_eval]
-    if len(evaluated) < max(2, world):
-        raise ValueError(f"{data} holds {len(folder)} images: {n_fit + extra} are fitted and {len(evaluated)} "
-                         f"remain to evaluate; at least {max(2, world)} are needed")
-    options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
-    model = get_restorer(restorer, task, device=device_, **options)
-    vae = load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed)
-    names = [path.name for path in folder.files]
 
-    # fit: each process takes whole batches of the fitting images; the batches' statistics are
-    # gathered and merged in batch order, so every process count gives the same operator bit for bit
-    operators = {}
-    fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:n_fit + extra])}
-    calibration = torch.stack([folder[i] for i in order[:n_fit]])
-    dim = vae.latent_channels * patch_size ** 2
-    for split in splits:
-        sides = {}
-        for positions, which in ((fitting[split][0], "target"), (fitting[split][1], "source")):
-            chunks = [positions[start:start + batch_size] for start in range(0, len(positions), batch_size)]
-            own = {}
-            for number in range(rank, len(chunks), world):
-                share = chunks[number]
-                clean = torch.stack([folder[i] for i in share])
-                indices = torch.tensor(share)
-                images = clean if which == "target" else _restored(
-                    model, _degraded(task, clean, indices, seed).to(device_), [names[i] for i in share],
-                    (size, size))
-                own[number] = valid_patch_stats(_encoded(vae, images.to(device_), indices, seed), patch_size)
-            sides[which] = _merged_in_order(own, len(chunks), world, dim, device_)
-        operators[split] = LatentOT.from_stats(vae, sides["source"], sides["target"], patch_size=patch_size, eps=eps,
-                                               ridge=ridge, border=border, clip_x_hat0=clip_x_hat0, seed=seed,
-                                               batch_size=batch_size)
+@dataclass
+class _FolderRun:
+    """What every step of a folder run needs: the data, the models and where this process stands."""
 
-    features, classifier, lpips_model, missing = perception_models(device_, inception, lpips, fid_mode)
-    evaluator = StreamingEvaluator(calibration, device=device_, features=features, classifier=classifier,
-                                   lpips=lpips_model, kid_capacity=kid_capacity,
-                                   is_splits=min(10, len(evaluated)), seed=seed)
-    sweeps = {}
-    for split in splits:
-        for decode in decodes:
-            sweeps[(split, decode)] = (alphas if decode == decodes[0] else secondary) if split == fit_split else [0.0]
+    task: str
+    folder: ImageFolder
+    names: list[str]            # file name of each image of the folder
+    model: object               # the restorer
+    vae: object                 # the encoder
+    device: torch.device
+    seed: int
+    size: int
+    rank: int
+    world: int
+    batch_size: int
+
+    def restored(self, clean: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y, x*)`` of clean images at these file positions (y's noise seeded by position)."""
+        y = _degraded(self.task, clean.cpu(), positions, self.seed).to(self.device)
+        return y, _restored(self.model, y, [self.names[int(p)] for p in positions], (self.size, self.size))
+
+
+def _fit_side(run: _FolderRun, positions: list[int], which: str, patch_size: int) -> GaussianStats:
+    """Statistics of one side (``"target"``: clean images; ``"source"``: their restorations).
+
+    Each process takes whole batches; the batches' statistics are gathered and merged in batch
+    order, so every process count gives the same operator bit for bit.
+    """
+    chunks = [positions[start:start + run.batch_size] for start in range(0, len(positions), run.batch_size)]
+    own = {}
+    for number in range(run.rank, len(chunks), run.world):
+        share = torch.tensor(chunks[number])
+        clean = torch.stack([run.folder[i] for i in chunks[number]])
+        images = clean if which == "target" else run.restored(clean.to(run.device), share)[1]
+        own[number] = valid_patch_stats(_encoded(run.vae, images.to(run.device), share, run.seed), patch_size)
+    return _merged_in_order(own, len(chunks), run.world, run.vae.latent_channels * patch_size ** 2, run.device)
+
+
+def _fit_operator(run: _FolderRun, target: list[int], source: list[int], patch_size: int,
+                  **options) -> LatentOT:
+    """The operator fitted on the clean images at ``target`` and the restorations of those at ``source``."""
+    target_stats = _fit_side(run, target, "target", patch_size)
+    source_stats = _fit_side(run, source, "source", patch_size)
+    return LatentOT.from_stats(run.vae, source_stats, target_stats, patch_size=patch_size, seed=run.seed,
+                               batch_size=run.batch_size, **options)
+
+
+def _batch_signals(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, clean: torch.Tensor,
+                   positions: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict, torch.Tensor]:
+    """``(signals, x̂0 per (design, decoding), y)`` of one batch: one transport per design and
+    decoding, every α by mixing (eq. 2)."""
+    size = (run.size, run.size)
+    y, x_star = run.restored(clean, positions)
+    z_star = _encoded(run.vae, x_star, positions, run.seed)
+    z_clean = _encoded(run.vae, clean, positions, run.seed + 7)
+    signals = {"x": clean, "xe": run.vae.decode(z_clean, size), "y": upsampled(y, size), "x_star": x_star}
+    x_hat0 = {}
+    for split, operator in operators.items():
+        generator = torch.Generator(run.device).manual_seed(run.seed + int(positions[0]))
+        for decode in (d for s, d in sweeps if s == split):
+            x_hat0[(split, decode)] = operator.decode_moved(z_star, x_star, 0.0, decode, generator=generator)
+            for alpha in sweeps[(split, decode)]:
+                signals[_signal_key(split, decode, alpha)] = LatentOT.mix(x_hat0[(split, decode)], x_star, alpha)
+    return signals, x_hat0, y
+
+
+def _evaluate(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, loader, evaluator: StreamingEvaluator,
+              name: str, n_keep: int) -> tuple[dict[str, list[torch.Tensor]], list[str]]:
+    """Update ``evaluator`` with every batch of ``loader``; returns the first ``n_keep`` images of
+    each kept signal (rank 0) and their file names."""
+    headline = next(iter(operators))
     kept: dict[str, list[torch.Tensor]] = {}
     kept_names: list[str] = []
-
-    loader = _loader(_Indexed(folder, evaluated), rank, world, batch_size, num_workers)
-    for clean, indices, positions in progress(loader, desc=f"{task} / {restorer}: evaluating (rank {rank})",
+    for clean, indices, positions in progress(loader, desc=f"{name}: evaluating (rank {run.rank})",
                                               total=len(loader)):
-        clean = clean.to(device_)
-        batch_names = [names[int(p)] for p in positions]
-        y = _degraded(task, clean.cpu(), positions, seed).to(device_)
-        x_star = _restored(model, y, batch_names, (size, size))
-        z_star = _encoded(vae, x_star, positions, seed)
-        z_clean = _encoded(vae, clean, positions, seed + 7)
-        signals = {"x": clean, "xe": vae.decode(z_clean, (size, size)), "y": upsampled(y, (size, size)),
-                   "x_star": x_star}
-        x_hat0 = {}
-        for split in splits:
-            operator = operators[split]
-            generator = torch.Generator(device_).manual_seed(seed + int(positions[0]))
-            for decode in decodes:
-                x_hat0[(split, decode)] = operator.decode_moved(z_star, x_star, 0.0, decode, generator=generator)
-                for alpha in sweeps[(split, decode)]:
-                    signals[_signal_key(split, decode, alpha)] = LatentOT.mix(x_hat0[(split, decode)], x_star, alpha)
+        clean = clean.to(run.device)
+        signals, x_hat0, y = _batch_signals(run, operators, sweeps, clean, positions)
         evaluator.update(clean, signals, indices)
-        if rank == 0 and len(kept_names) < n_keep:
+        if run.rank == 0 and len(kept_names) < n_keep:
             take = min(n_keep - len(kept_names), clean.shape[0])
-            keep = {"x": clean, "y": y, "x_star": x_star, "xe": signals["xe"],
-                    **{f"x_hat0_{d}": x_hat0[(fit_split, d)].clamp(0, 1) for d in decodes}}
+            keep = {"x": clean, "y": y, "x_star": signals["x_star"], "xe": signals["xe"],
+                    **{f"x_hat0_{d}": image.clamp(0, 1) for (s, d), image in x_hat0.items() if s == headline}}
             for key, images in keep.items():
                 kept.setdefault(key, []).append(images[:take].cpu())
-            kept_names += batch_names[:take]
+            kept_names += [run.names[int(p)] for p in positions[:take]]
+    return kept, kept_names
 
-    evaluator.reduce()
-    if rank != 0:
-        return None
-    values = evaluator.compute()
-    # tables name no machine path: a folder restorer or encoder by its last folder name
-    label = f"folder:{Path(model.folder).name}" if isinstance(model, FolderRestorer) else restorer
-    encoder_label = Path(encoder).name if Path(encoder).expanduser().is_dir() else encoder
+
+def _restorer_label(model, restorer: str) -> str:
+    """A restorer as tables name it: no machine path (a folder restorer by its last folder name)."""
+    return f"folder:{Path(model.folder).name}" if isinstance(model, FolderRestorer) else restorer
+
+
+def _encoder_label(encoder: str) -> str:
+    return Path(encoder).name if Path(encoder).expanduser().is_dir() else encoder
+
+
+def _folder_table(values: dict[str, dict], labels: dict, operators: dict[str, LatentOT]) -> pd.DataFrame:
+    """The study table of a streamed run from the evaluator's values (one row per signal)."""
     rows = []
     for key, row in values.items():
-        labels = {"signal": key, "fit_split": "", "decode": "", "alpha": math.nan}
+        signal = {"signal": key, "fit_split": "", "decode": "", "alpha": math.nan}
         if key.startswith("x_alpha|"):
             _, split, decode, alpha = key.split("|")
-            labels = {"signal": "x_alpha", "fit_split": split, "decode": decode, "alpha": float(alpha)}
-        rows.append({"task": task, "restorer": label, "encoder": encoder_label, **labels,
-                     "n_photos": row["n_images"], "n_crops": row["n_images"], **row})
+            signal = {"signal": "x_alpha", "fit_split": split, "decode": decode, "alpha": float(alpha)}
+        rows.append({**labels, **signal, "n_photos": row["n_images"], "n_crops": row["n_images"], **row})
     table = pd.DataFrame(rows)
     star = table[table.signal.eq("x_star")].iloc[0]
     for metric in SET_LEVEL_DIFFERENCES:   # no interval over images for set-level indices
         table[f"d_{metric}"] = table[metric] - star[metric]
-    table["latent_w2_fitted"] = table.fit_split.map({s: operators[s].latent_w2 for s in splits})
-    table = table.reindex(columns=list(dict.fromkeys(TABLE_COLUMNS + list(table.columns))))
-    images = {key: torch.cat(parts) for key, parts in kept.items()}
-    images["x_hat0"] = images[f"x_hat0_{decodes[0]}"]
-    description = (f"{display_path(data)}: {n_fit} fitting images ({fit_split}), {len(evaluated)} evaluated at {size}², "
-                   f"{world} process{'es' if world > 1 else ''} (shuffled with seed {seed}); metrics streamed "
-                   f"(per-image differences to x* with normal 95 % intervals over images)")
-    return FolderRun(table=table, images=images, photos=kept_names, missing=missing, description=description)
+    table["latent_w2_fitted"] = table.fit_split.map({s: operator.latent_w2 for s, operator in operators.items()})
+    return ordered_table(table)
 
 
 # ---------------------------------------------------------------------------- launching

@@ -48,7 +48,8 @@ from .metrics.registry import metric
 from .metrics.detail import DetailFrechet
 from .metrics.paired import PairedBootstrap
 from .patches import valid_patch_stats
-from .pipeline import TABLE_COLUMNS, perception_models, upsampled
+from .pipeline import (alpha_sweeps, check_decodes, fitted_designs, ordered_table, perception_models,
+                       upsampled)
 from .restorers import get_restorer
 from .tables import verdict
 
@@ -336,16 +337,47 @@ def run_task(
     None: the default of ``ridge`` (1e-9 relative; ``eps=1e-7, ridge="absolute"`` is the
     authors' setting).
     """
-    alphas = default_alphas() if alphas is None else [float(a) for a in alphas]
-    secondary = alphas if secondary_alphas is None else [float(a) for a in secondary_alphas]
-    if fit_split not in FIT_SPLITS or any(s not in FIT_SPLITS for s in ablation_splits):
-        raise ValueError(f"fit_split and ablation_splits must be among {', '.join(FIT_SPLITS)}, "
-                         f"got {fit_split!r}, {list(ablation_splits)}")
-    if not decodes or any(d not in DECODES for d in decodes):
-        raise ValueError(f"decodes must be a non-empty subset of {', '.join(DECODES)}, got {list(decodes)}")
-    splits = [fit_split] + [s for s in ablation_splits if s != fit_split]
-    device_ = torch.device(device)
-    get_degradation(task)  # unknown task: clear error before anything loads
+    alphas = default_alphas() if alphas is None else alphas
+    splits = fitted_designs(fit_split, ablation_splits, FIT_SPLITS)
+    decodes = check_decodes(decodes)
+    _check_pool_inputs(task, restorer, data)
+    options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
+    pool = _restore_and_encode(task, get_restorer(restorer, task, device=device, **options),
+                               load_encoder(encoder, device=device), design_for_pool(size, crops_per_photo, n_folds,
+                                                                                     n_fit, splits, seed),
+                               torch.device(device), seed, patch_size, batch_size)
+    x_hat0, round_trip_star, latent_w2_fitted = _transport_folds(
+        pool, splits, decodes, f"{task} / {restorer}", dict(patch_size=patch_size, eps=eps, ridge=ridge,
+                                                            batch_size=batch_size))
+    signals = _signals(pool, x_hat0, alpha_sweeps(splits, decodes, alphas, secondary_alphas))
+    features, classifier, lpips_model, missing = perception_models(pool.device, inception, lpips)
+    bootstrap = PairedBootstrap(pool.evaluated_images("x"), pool.photos, n_resamples=n_resamples, seed=seed,
+                                lpips=lpips_model, batch_size=batch_size * 4, device=pool.device)
+    rows = _measure(pool, signals, bootstrap, features, classifier, (fit_split, decodes[0]),
+                    {"task": task, "restorer": restorer, "encoder": encoder}, f"{task} / {restorer}")
+    star_key = next(key for key, row in rows if row["signal"] == "x_star")
+    table = ordered_table(pd.DataFrame([{**row, **bootstrap.summary(key), **bootstrap.difference(key, star_key),
+                                         "n_photos": bootstrap.n_photos, "n_crops": len(pool.evaluated)}
+                                        for key, row in rows]))
+    table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"),
+                                         table.fit_split.map({s: float(np.mean(v)) for s, v in
+                                                              latent_w2_fitted.items()}), np.nan)
+    headline = {decode: x_hat0[(fit_split, decode)].clamp(0, 1) for decode in decodes}
+    x, star = pool.evaluated_images("x"), pool.evaluated_images("x_star")
+    w2_dim = pixel_w2_per_dim(star, x)
+    theory = {decode: theory_check(x, star, image, round_trip_star, w2_dim=w2_dim)
+              for decode, image in headline.items()}
+    ridge_table = _ridge_ablation(pool.vae, pool.design, pool.stats_clean, pool.stats_star, pool.z_star,
+                                  pool.x_star, patch_size, fit_split)
+    images = {"x": x, "y": pool.y[pool.evaluated], "x_star": star, "xe": signals[1][1],
+              "x_hat0": headline[decodes[0]], **{f"x_hat0_{decode}": image for decode, image in headline.items()}}
+    return TaskRun(table=table, images=images, photos=pool.photos, theory=theory, ridge=ridge_table,
+                   missing=missing, description=pool.design.description)
+
+
+def _check_pool_inputs(task: str, restorer: str, data: str) -> None:
+    """Clear errors before anything loads: an unknown task, an image folder, a folder restorer."""
+    get_degradation(task)
     if data != "embedded":
         raise ValueError(f"run_task evaluates the embedded photo pool (data='embedded'); an image folder "
                          f"({data!r}) is streamed by dotlib.runner.run_folder_task (notebook 03 picks it)")
@@ -353,104 +385,127 @@ def run_task(
         raise ValueError("a folder restorer is matched to its inputs by file name, and the embedded pool's crops "
                          "have none: give the folder of clean images as data (dotlib.runner.run_folder_task; "
                          "notebook 03 does it for data=<folder>)")
-    options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
-    model = get_restorer(restorer, task, device=device, **options)
-    vae = load_encoder(encoder, device=device)
-    design = design_for_pool(size, crops_per_photo, n_folds, n_fit, splits, seed)
-    operator_options = dict(patch_size=patch_size, eps=eps, ridge=ridge, batch_size=batch_size)
 
-    # restore and encode every image once: latents serve the statistics AND the transport
+
+@dataclass
+class _Pool:
+    """The photo pool of one task, restored and encoded once: latents serve the statistics AND the transport."""
+
+    design: Design
+    vae: Encoder
+    device: torch.device
+    seed: int
+    patch_size: int
+    batch_size: int
+    y: torch.Tensor                     # degraded inputs, every crop
+    x_star: torch.Tensor                # restorations, every crop (CPU)
+    z_clean: torch.Tensor               # latents of the clean crops
+    z_star: torch.Tensor                # latents of the restorations
+    stats_clean: list[GaussianStats]    # valid-patch statistics, one per crop
+    stats_star: list[GaussianStats]
+
+    @property
+    def evaluated(self) -> list[int]:
+        return self.design.evaluated
+
+    @property
+    def photos(self) -> list[str]:
+        return [self.design.photos[i] for i in self.evaluated]
+
+    def evaluated_images(self, which: str) -> torch.Tensor:
+        """The evaluated crops of ``"x"`` (clean) or ``"x_star"``, in evaluation order."""
+        return (self.design.images if which == "x" else self.x_star)[self.evaluated]
+
+
+def _restore_and_encode(task: str, model, vae: Encoder, design: Design, device: torch.device, seed: int,
+                        patch_size: int, batch_size: int) -> _Pool:
+    """Degrade, restore and encode every crop of the pool once."""
     y = degrade(task, design.images, seed=seed + 20)
-    x_star = _batched(model, y, batch_size, device_).clamp(0.0, 1.0)
-    z_clean = _batched(vae.encode, design.images, batch_size, device_)
-    z_star = _batched(vae.encode, x_star, batch_size, device_)
-    stats_clean, stats_star = latent_stats(z_clean, patch_size), latent_stats(z_star, patch_size)
+    x_star = _batched(model, y, batch_size, device).clamp(0.0, 1.0)
+    z_clean = _batched(vae.encode, design.images, batch_size, device)
+    z_star = _batched(vae.encode, x_star, batch_size, device)
+    return _Pool(design, vae, device, seed, patch_size, batch_size, y, x_star, z_clean, z_star,
+                 latent_stats(z_clean, patch_size), latent_stats(z_star, patch_size))
 
-    evaluated = design.evaluated
-    position = {index: rank for rank, index in enumerate(evaluated)}
-    x_hat0 = {(split, decode): torch.empty(len(evaluated), *design.images.shape[1:])
-              for split in splits for decode in decodes}
-    latent_w2_fitted = {split: [] for split in splits}
+
+def _transport_folds(pool: _Pool, splits: Sequence[str], decodes: Sequence[str], name: str,
+                     operator_options: dict) -> tuple[dict, torch.Tensor, dict[str, list[float]]]:
+    """x̂0 of every evaluated crop per (design, decoding), each fold moved by operators fitted on
+    the other folds' photos; also D(E(x*)) through the same arithmetic, and each fold's fitted W2."""
+    design, z_star = pool.design, pool.z_star
+    position = {index: rank for rank, index in enumerate(pool.evaluated)}
+    shape = (len(pool.evaluated), *design.images.shape[1:])
+    x_hat0 = {(split, decode): torch.empty(shape) for split in splits for decode in decodes}
+    latent_w2_fitted: dict[str, list[float]] = {split: [] for split in splits}
     image_size = tuple(design.images.shape[-2:])
-    round_trip_star = torch.empty(len(evaluated), *design.images.shape[1:])   # D(E(x*)), for the theory check
-    for held_out, sets in progress(design.folds, desc=f"{task} / {restorer}: transport", unit="fold",
-                                   mininterval=5):
-        rows, unmoved = [position[i] for i in held_out], None
+    round_trip_star = torch.empty(shape)   # D(E(x*)), for the theory check
+    cpu = torch.device("cpu")
+    for held_out, sets in progress(design.folds, desc=f"{name}: transport", unit="fold", mininterval=5):
+        rows, unmoved, indices = [position[i] for i in held_out], None, torch.tensor(held_out)
         for split in splits:
             target_idx, source_idx = sets[split]
-            operator = LatentOT.from_stats(vae, _merged(stats_star, source_idx), _merged(stats_clean, target_idx),
-                                           **operator_options)
+            operator = LatentOT.from_stats(pool.vae, _merged(pool.stats_star, source_idx),
+                                           _merged(pool.stats_clean, target_idx), **operator_options)
             latent_w2_fitted[split].append(operator.latent_w2)
-            moved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 0.0),
-                             torch.tensor(held_out), batch_size, torch.device("cpu"))
+            moved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 0.0), indices,
+                             pool.batch_size, cpu)
             if unmoved is None:   # D(T_1(z)), i.e. D(E(x*)) through the same arithmetic: once per fold
-                unmoved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 1.0),
-                                   torch.tensor(held_out), batch_size, torch.device("cpu"))
+                unmoved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 1.0), indices,
+                                   pool.batch_size, cpu)
                 round_trip_star[rows] = unmoved
             for decode in decodes:
                 x_hat0[(split, decode)][rows] = moved if decode == "direct" else \
-                    x_star[held_out] + (moved - unmoved)
+                    pool.x_star[held_out] + (moved - unmoved)
+    return x_hat0, round_trip_star, latent_w2_fitted
 
-    x, star = design.images[evaluated], x_star[evaluated]
-    xe = _batched(lambda z: vae.decode(z, tuple(x.shape[-2:])), z_clean[evaluated], batch_size, device_)
-    photos = [design.photos[i] for i in evaluated]
-    signals: list[tuple[dict, torch.Tensor]] = [
-        ({"signal": "x"}, x), ({"signal": "xe"}, xe),
-        ({"signal": "y"}, upsampled(y[evaluated], tuple(x.shape[-2:]))), ({"signal": "x_star"}, star),
-    ]
-    for split in splits:
-        for decode in decodes:
-            sweep = (alphas if decode == decodes[0] else secondary) if split == fit_split else [0.0]
-            for alpha in sweep:
-                images = LatentOT.mix(x_hat0[(split, decode)], star, alpha)
-                signals.append(({"signal": "x_alpha", "fit_split": split, "decode": decode, "alpha": alpha}, images))
 
-    features, classifier, lpips_model, missing = perception_models(device_, inception, lpips)
-    bootstrap = PairedBootstrap(x, photos, n_resamples=n_resamples, seed=seed, lpips=lpips_model,
-                                batch_size=batch_size * 4, device=device_)
-    reference_features = None if features is None else features(x)
-    natural = _merged(stats_clean, evaluated)
+def _signals(pool: _Pool, x_hat0: dict, sweeps: dict) -> list[tuple[dict, torch.Tensor]]:
+    """``(labels, images)`` of every measured signal: x, xe = D(E(x)), y, x* and each x̂α by mixing."""
+    x, star, evaluated = pool.evaluated_images("x"), pool.evaluated_images("x_star"), pool.evaluated
+    xe = _batched(lambda z: pool.vae.decode(z, tuple(x.shape[-2:])), pool.z_clean[evaluated], pool.batch_size,
+                  pool.device)
+    signals = [({"signal": "x"}, x), ({"signal": "xe"}, xe),
+               ({"signal": "y"}, upsampled(pool.y[evaluated], tuple(x.shape[-2:]))), ({"signal": "x_star"}, star)]
+    for (split, decode), sweep in sweeps.items():
+        for alpha in sweep:
+            signals.append(({"signal": "x_alpha", "fit_split": split, "decode": decode, "alpha": alpha},
+                            LatentOT.mix(x_hat0[(split, decode)], star, alpha)))
+    return signals
+
+
+def _measure(pool: _Pool, signals: list, bootstrap: PairedBootstrap, features, classifier,
+             headline: tuple[str, str], labels: dict, name: str) -> list[tuple[str, dict]]:
+    """Add every signal to ``bootstrap``; its set-level row (FID, KID, IS where the models are
+    on disk, the latent W2 of x, x* and the headline x̂0). Returns ``(key, row)`` per signal."""
+    reference_features = None if features is None else features(pool.evaluated_images("x"))
+    natural = _merged(pool.stats_clean, pool.evaluated)
     rows = []
-    for index, (labels, images) in enumerate(progress(signals, desc=f"{task} / {restorer}: measuring",
-                                                       unit="signal", mininterval=5)):
-        key = f"{index}"
-        alpha = labels.get("alpha", math.nan)
-        full = labels["signal"] != "x_alpha" or any(math.isclose(alpha, a) for a in TABLE_ALPHAS)
-        bootstrap.add(key, images, ssim=full)
-        row = {"task": task, "restorer": restorer, "encoder": encoder, "fit_split": "", "decode": "",
-               "alpha": math.nan, **labels}
+    for index, (signal, images) in enumerate(progress(signals, desc=f"{name}: measuring", unit="signal",
+                                                      mininterval=5)):
+        alpha = signal.get("alpha", math.nan)
+        full = signal["signal"] != "x_alpha" or any(math.isclose(alpha, a) for a in TABLE_ALPHAS)
+        bootstrap.add(f"{index}", images, ssim=full)
+        row = {**labels, "fit_split": "", "decode": "", "alpha": math.nan, **signal}
         if features is not None:
-            feats = features(images)
-            row["fid"] = fid(feats, reference_features)
-            row["kid"], row["kid_sd"] = kid(feats, reference_features, seed=seed)
-            probabilities = torch.softmax(torch.from_numpy(feats) @ classifier.double().T, dim=1).numpy()
-            row["is"], row["is_sd"] = inception_score(probabilities, min(10, images.shape[0]))
+            row.update(_inception_metrics(features(images), reference_features, classifier, pool.seed))
         row["latent_w2"] = math.nan
-        is_x_hat0 = (labels.get("fit_split") == fit_split and labels.get("decode") == decodes[0]
-                     and alpha == 0.0)
-        if labels["signal"] in ("x", "x_star") or is_x_hat0:   # one encoding of the set each
-            z = z_clean[evaluated] if labels["signal"] == "x" else z_star[evaluated] \
-                if labels["signal"] == "x_star" else _batched(vae.encode, images, batch_size, device_)
-            stats = _merged(latent_stats(z, patch_size), range(z.shape[0]))
+        is_x_hat0 = (signal.get("fit_split"), signal.get("decode")) == headline and alpha == 0.0
+        if signal["signal"] in ("x", "x_star") or is_x_hat0:   # one encoding of the set each
+            z = pool.z_clean[pool.evaluated] if signal["signal"] == "x" else pool.z_star[pool.evaluated] \
+                if signal["signal"] == "x_star" else _batched(pool.vae.encode, images, pool.batch_size, pool.device)
+            stats = _merged(latent_stats(z, pool.patch_size), range(z.shape[0]))
             row["latent_w2"] = w2(stats.mean, stats.cov, natural.mean, natural.cov)
-        rows.append((key, row))
-    star_key = next(key for key, row in rows if row["signal"] == "x_star")
-    table = pd.DataFrame([{**row, **bootstrap.summary(key), **bootstrap.difference(key, star_key),
-                           "n_photos": bootstrap.n_photos, "n_crops": len(evaluated)} for key, row in rows])
-    table = table.reindex(columns=list(dict.fromkeys(TABLE_COLUMNS + list(table.columns))))
-    table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"),
-                                         table.fit_split.map({s: float(np.mean(v)) for s, v in
-                                                              latent_w2_fitted.items()}), np.nan)
+        rows.append((f"{index}", row))
+    return rows
 
-    headline = (fit_split, decodes[0])
-    w2_dim = pixel_w2_per_dim(star, x)
-    theory = {decode: theory_check(x, star, x_hat0[(fit_split, decode)].clamp(0, 1), round_trip_star,
-                                   w2_dim=w2_dim) for decode in decodes}
-    ridge_table = _ridge_ablation(vae, design, stats_clean, stats_star, z_star, x_star, patch_size, fit_split)
-    images_out = {"x": x, "y": y[evaluated], "x_star": star, "xe": xe, "x_hat0": x_hat0[headline].clamp(0, 1)}
-    images_out.update({f"x_hat0_{decode}": x_hat0[(fit_split, decode)].clamp(0, 1) for decode in decodes})
-    return TaskRun(table=table, images=images_out, photos=photos, theory=theory, ridge=ridge_table,
-                   missing=missing, description=design.description)
+
+def _inception_metrics(feats, reference_features, classifier: torch.Tensor, seed: int) -> dict[str, float]:
+    """FID, KID (and its sd) and IS (and its sd) of one set's Inception features."""
+    row = {"fid": fid(feats, reference_features)}
+    row["kid"], row["kid_sd"] = kid(feats, reference_features, seed=seed)
+    probabilities = torch.softmax(torch.from_numpy(feats) @ classifier.double().T, dim=1).numpy()
+    row["is"], row["is_sd"] = inception_score(probabilities, min(10, feats.shape[0]))
+    return row
 
 
 # ---------------------------------------------------------------------------- findings

@@ -72,7 +72,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("is", "IS", "IS", True, 1.0, 2, level="set", paired=False,
            definition="torchmetrics InceptionScore(normalize=True): 10 splits"),
     Metric("latent_w2", "latent W₂² (fitted)", r"latent $W_2^2$ (fitted)", None, 1.0, 3, level="set",
-           spread=False, paired=False, definition="squared W2 between the fitted latent patch Gaussians (what DOT minimises)"),
+           spread=False, paired=False,
+           definition="squared W2 between the fitted latent patch Gaussians (what DOT minimises)"),
 )
 
 _BY_KEY = {entry.key: entry for entry in METRICS}
