@@ -135,6 +135,7 @@ def test_bad_images_are_refused():
         degrade("awgn50", torch.full((1, 3, 16, 16), 1.5), seed=0)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_same_result_on_cuda(photos):
     for task in TASKS:

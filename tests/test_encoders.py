@@ -132,6 +132,7 @@ def test_tiling_is_used_for_large_images(kl_folder):
         load_encoder(kl_folder, tile_size=33)
 
 
+@pytest.mark.cuda
 def test_bfloat16_runs_and_float16_needs_cuda(kl_folder):
     x = images(1, 16, 16)
     z16 = load_encoder(kl_folder, dtype=torch.bfloat16).encode(x)

@@ -213,6 +213,7 @@ def test_bad_observations_are_refused():
         restorer(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["bicubic", "nlm", "mse_net"])
 def test_restorers_run_on_cuda(name, small):

@@ -80,6 +80,7 @@ def test_metrics_refuse_images_outside_0_1():
 # ----------------------------------------------------------------------- devices
 
 
+@pytest.mark.cuda
 def test_check_device_accepts_what_exists_and_explains_the_rest():
     assert check_device("cpu") == torch.device("cpu") == check_device("cpu:0") == check_device(torch.device("cpu"))
     for bad in ("cpu:1", "garbage", "cuda:99", "tpu"):
@@ -95,6 +96,7 @@ def test_check_device_accepts_what_exists_and_explains_the_rest():
         check_device(0.5)
 
 
+@pytest.mark.cuda
 def test_public_entry_points_check_their_device():
     from dotlib.encoders import load_encoder
     from dotlib.restorers import get_restorer
