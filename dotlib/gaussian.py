@@ -44,7 +44,6 @@ __all__ = [
     "degenerate_ot_map",
     "gaussian_map",
     "interpolate_operator",
-    "inv_sqrtm_psd",
     "ot_map",
     "ridge_value",
     "sqrtm_psd",
@@ -218,23 +217,6 @@ def sqrtm_psd(matrix: Array, eps: float = 0.0) -> Array:
     eps = _check_eps(eps)
     values, vectors = torch.linalg.eigh(_covariance("matrix", matrix, device))
     return _out(_spectral(vectors, (values.clamp_min(0.0) + eps).sqrt()), as_numpy)
-
-
-def inv_sqrtm_psd(matrix: Array, eps: float = DEFAULT_EPS) -> Array:
-    r"""Inverse square root :math:`(M_+ + \varepsilon I)^{-1/2}` of a symmetric PSD matrix.
-
-    Same eigendecomposition and clipping as :func:`sqrtm_psd`; the ridge ``eps``
-    (default :data:`DEFAULT_EPS` = 1e-7, the authors' "sensitivity") bounds the result
-    by :math:`\varepsilon^{-1/2}` along null directions. With ``eps=0`` a singular
-    matrix raises ``ValueError``.
-    """
-    as_numpy, device = _target(matrix)
-    eps = _check_eps(eps)
-    values, vectors = torch.linalg.eigh(_covariance("matrix", matrix, device))
-    values = values.clamp_min(0.0) + eps
-    if values.min().item() <= 0.0:
-        raise ValueError("matrix is singular; its inverse square root needs a ridge eps > 0")
-    return _out(_spectral(vectors, values.rsqrt()), as_numpy)
 
 
 # ---------------------------------------------------------------------- distances

@@ -26,10 +26,8 @@ import pandas as pd
 import torch
 
 from .detail import DetailFrechet
-from .distortion import mse, psnr
-from .distortion import ssim as structural_similarity
 from .inputs import check_batch, check_pair
-from .registry import paired_metrics
+from .registry import paired_metrics, per_image_functions
 from .sliced_wasserstein import SlicedWasserstein, laplacian_pyramid
 
 __all__ = ["PairedBootstrap"]
@@ -112,16 +110,15 @@ class PairedBootstrap:
         check_pair(images, self.reference)
         if signal in self.values:
             raise ValueError(f"signal {signal!r} was already added")
-        per_crop: dict[str, list[torch.Tensor]] = {name: [] for name in ("psnr", "ssim", "mse", "lpips")}
+        functions = {name: function for name, function in per_image_functions().items() if ssim or name != "ssim"}
+        if self.lpips is not None:
+            functions["lpips"] = lambda batch, clean: self.lpips(batch, clean).double()
+        per_crop: dict[str, list[torch.Tensor]] = {name: [] for name in (*per_image_functions(), "lpips")}
         for start in range(0, images.shape[0], self.batch_size):
             batch = images[start:start + self.batch_size].to(self.device, torch.float32)
             clean = self.reference[start:start + self.batch_size].to(self.device, torch.float32)
-            per_crop["psnr"].append(psnr(batch, clean).cpu())
-            if ssim:
-                per_crop["ssim"].append(structural_similarity(batch, clean).cpu())
-            per_crop["mse"].append(mse(batch, clean).cpu())
-            if self.lpips is not None:
-                per_crop["lpips"].append(self.lpips(batch, clean).double().cpu())
+            for name, function in functions.items():
+                per_crop[name].append(function(batch, clean).cpu())
         totals = self._totals
         values = {}
         for name, chunks in per_crop.items():
