@@ -97,7 +97,7 @@ def _authors_loop(common: dict, kid_capacity: int) -> int:
         reference[0].update(clean_feats)
         reference[1].update(clean_feats, batch)
         for alpha in ALPHAS:
-            x_alpha = LatentOT.mix(x_hat0, x_star, alpha)
+            x_alpha = ((1.0 - alpha) * x_hat0 + alpha * x_star).clamp(0.0, 1.0)   # their eq. (2), one α at a time
             per_image, gaussian, sample, scores = meters[alpha]
             per_image.update({"psnr": psnr(x_alpha, x), "ssim": ssim(x_alpha, x), "mse": mse(x_alpha, x),
                               "lpips": lpips(x_alpha, x)})

@@ -238,58 +238,21 @@ def _groups(clean_root: Path, clean_keys: set[str], out_dirs: Sequence[str]) -> 
     return dict(sorted(groups.items(), key=order))
 
 
-class _SetMetrics:
-    """Metrics of image lists (any sizes) against the clean images: per-image ones averaged, set ones pooled."""
+def measure_set(images: list, clean: list, models: tuple, device) -> dict[str, float]:
+    """Every metric of ``images`` (``[3, H, W]`` each, any sizes) against the paired ``clean`` ones,
+    through the one streaming evaluator of the study (``models``: ``perception_models``' first three)."""
+    from .metrics import StreamingEvaluator
 
-    def __init__(self, clean: list[torch.Tensor], device: torch.device):
-        from .metrics import MetricUnavailable, SlicedWasserstein, load_inception, load_lpips
-        from .metrics.detail import DetailFrechet
-
-        self.device, self.missing = device, {}
-        self.swd = SlicedWasserstein(clean, device=device)
-        self.detail = None
-        if self.swd.levels >= 2:
-            smallest = min(clean, key=lambda im: im.shape[-2] * im.shape[-1])
-            self.detail = DetailFrechet(smallest[None], levels=self.swd.levels, device=device)
-            self.reference_detail = self._detail_stats(clean)
-        else:
-            self.missing["detail"] = "the clean images are too small (under 32 px) for two pyramid levels"
-        loaders = {"lpips": lambda: load_lpips(device), "fid/kid": lambda: load_inception(device),
-                   "is": lambda: load_inception(device, output="probabilities")}
-        if len(clean) < 2:
-            self.missing["fid/kid"] = "FID and KID compare feature Gaussians and need at least 2 clean images"
-            loaders.pop("fid/kid")
-        self.models = {}
-        for name, load in loaders.items():
-            try:
-                self.models[name] = load()
-            except MetricUnavailable as error:
-                self.missing[name] = error.reason
-        self.reference_features = self.models["fid/kid"](clean) if "fid/kid" in self.models else None
-
-    def _detail_stats(self, images: list[torch.Tensor]) -> torch.Tensor:
-        return sum(self.detail.image_stats(image[None]).sum(dim=0) for image in images)
-
-    def __call__(self, images: list[torch.Tensor], clean: list[torch.Tensor]) -> dict[str, float]:
-        import numpy as np
-
-        from .metrics import fid, inception_score, kid, mse, psnr, ssim
-
-        per_image = {"psnr": psnr, "ssim": ssim, "mse": mse}
-        if "lpips" in self.models:
-            per_image["lpips"] = lambda a, b: self.models["lpips"](a.to(self.device), b.to(self.device))
-        values = {name: float(np.mean([float(metric(a[None], b[None])[0]) for a, b in zip(images, clean)]))
-                  for name, metric in per_image.items()}
-        values["swd"] = self.swd(images).mean
-        if self.detail is not None:
-            values["detail"] = float(self.detail.distance(self._detail_stats(images), self.reference_detail).mean())
-        if "fid/kid" in self.models and len(images) >= 2:
-            features = self.models["fid/kid"](images)
-            values["fid"] = fid(features, self.reference_features)
-            values["kid"] = kid(features, self.reference_features)[0]
-        if "is" in self.models:
-            values["is"] = inception_score(self.models["is"](images), splits=min(10, len(images)))[0]
-        return values
+    features, classifier, lpips = models if len(images) >= 2 else (None, None, models[2])   # FID needs 2
+    try:
+        evaluator = StreamingEvaluator(clean, device=device, features=features, classifier=classifier, lpips=lpips,
+                                       kid_capacity=max(2, len(images)), kid_subset_size=min(1000, len(images)),
+                                       is_splits=min(10, len(images)))
+    except ValueError as error:
+        raise UserError(f"cannot measure these images: {error}") from None
+    for index, (image, reference) in enumerate(zip(images, clean)):
+        evaluator.update(reference[None], {"out": image[None]}, [index])
+    return evaluator.compute()["out"]
 
 
 def _markdown(table: pd.DataFrame, shown: list) -> str:
@@ -312,6 +275,7 @@ def evaluate(args: argparse.Namespace) -> None:
 
     from . import plots
     from .data import load_image
+    from .pipeline import perception_models
     from .io import write_csv, write_text
 
     report = Path(args.output)
@@ -328,7 +292,7 @@ def evaluate(args: argparse.Namespace) -> None:
     groups = _groups(clean_folder.root, set(clean_files), args.out_dirs)
     device = torch.device(args.device)
     clean = {key: load_image(file) for key, file in progress(clean_files.items(), desc="clean images", unit="image")}
-    measure = _SetMetrics(list(clean.values()), device)
+    features, classifier, lpips, missing = perception_models(device)
     columns = _quality_metrics()
     rows = []
     for (label, alpha), pairs in progress(groups.items(), desc="measuring", unit="set"):
@@ -337,16 +301,19 @@ def evaluate(args: argparse.Namespace) -> None:
             if image.shape != clean[key].shape:
                 raise UserError(f"{file} is {image.shape[-1]}x{image.shape[-2]} but its clean image "
                                 f"{clean_files[key]} is {clean[key].shape[-1]}x{clean[key].shape[-2]}")
-        values = measure(images, [clean[key] for key, _ in pairs])
+        values = measure_set(images, [clean[key] for key, _ in pairs], (features, classifier, lpips), device)
         rows.append({"folder": label, "alpha": alpha, "images": len(pairs),
                      **{entry.key: values.get(entry.key, math.nan) for entry in columns}})
     table = pd.DataFrame(rows)
     shown = [entry for entry in columns if table[entry.key].notna().any()]
     text = _markdown(table, shown)
-    notes = [f"{len(clean)} clean images from {clean_folder.root}; PSNR, SSIM, MSE and LPIPS are per image, then "
-             f"averaged; SWD and detail pool every image at its own size against all clean images"]
+    notes = [f"{len(clean)} clean images from {clean_folder.root}; PSNR pools the squared error over every pixel "
+             f"of a set (torchmetrics, as the authors); mean PSNR, SSIM, MSE and LPIPS are per image, then averaged; "
+             f"SWD, detail, FID, KID and IS compare each set with the clean images it is paired with"]
+    if any(len(pairs) < 2 for pairs in groups.values()):
+        missing.setdefault("fid/kid/is", "sets of one image have no FID, KID or IS (a Gaussian needs 2 images)")
     reasons: dict[str, list[str]] = {}
-    for name, reason in measure.missing.items():
+    for name, reason in missing.items():
         reasons.setdefault(reason, []).append(name.upper())
     notes += [f"{'/'.join(names)} not computed: {reason}" for reason, names in reasons.items()]
     text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"

@@ -17,9 +17,10 @@ References
 ----------
 - M. Knott, C. S. Smith, "On the optimal mapping of distributions", J. Optim. Theory
   Appl. 43, 1984 (the map :math:`A`).
-- C. R. Givens, R. M. Shortt, "A class of Wasserstein metrics for probability
-  distributions", Michigan Math. J. 31, 1984; M. Gelbrich, Math. Nachr. 147, 1990
-  (the distance).
+- D. C. Dowson, B. V. Landau, "The Fréchet distance between multivariate normal
+  distributions", J. Multivariate Anal. 12, 1982; C. R. Givens, R. M. Shortt, "A class
+  of Wasserstein metrics for probability distributions", Michigan Math. J. 31, 1984;
+  M. Gelbrich, Math. Nachr. 147, 1990 (the distance).
 - D. Freirich, T. Michaeli, R. Meir, "A Theory of the Distortion-Perception Tradeoff
   in Wasserstein Space", NeurIPS 2021, eq. (19) (the map from a singular source).
 - T. Adrai, G. Ohayon, M. Elad, T. Michaeli, "Deep Optimal Transport", NeurIPS 2023
@@ -42,10 +43,12 @@ __all__ = [
     "DEFAULT_RELATIVE_EPS",
     "RIDGES",
     "degenerate_ot_map",
+    "frechet",
     "gaussian_map",
     "interpolate_operator",
     "ot_map",
     "ridge_value",
+    "root_factor",
     "sqrtm_psd",
     "w2",
 ]
@@ -187,7 +190,8 @@ def ridge_value(eps: float, matrix: torch.Tensor, ridge: str) -> float:
 
 
 def _sym(matrix: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (matrix + matrix.T)
+    """Symmetric part of ``[..., D, D]``."""
+    return 0.5 * (matrix + matrix.mT)
 
 
 def _spectral(vectors: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -195,10 +199,10 @@ def _spectral(vectors: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return _sym((vectors * values) @ vectors.T)
 
 
-def _rank_tolerance(values: torch.Tensor, eps: float) -> float:
-    """Eigenvalues at or below this count as zero: ``max(eps, D * machine eps * max eigenvalue)``."""
-    machine = values.shape[0] * torch.finfo(torch.float64).eps * max(values.max().item(), 0.0)
-    return max(eps, machine)
+def _rank_tolerance(values: torch.Tensor, eps: float) -> torch.Tensor:
+    """Eigenvalues ``[..., D]`` at or below this ``[..., 1]`` count as zero: ``max(eps, D · machine-eps · λ_max)``."""
+    largest = values.amax(dim=-1, keepdim=True).clamp_min(0.0)
+    return (largest * (values.shape[-1] * torch.finfo(torch.float64).eps)).clamp_min(eps)
 
 
 def sqrtm_psd(matrix: Array, eps: float = 0.0) -> Array:
@@ -222,6 +226,97 @@ def sqrtm_psd(matrix: Array, eps: float = 0.0) -> Array:
 # ---------------------------------------------------------------------- distances
 
 
+def _matrices(name: str, value: Any, device: torch.device) -> torch.Tensor:
+    """Float64 square matrices ``[..., D, D]``, D >= 1 (shape and finiteness checked, nothing else)."""
+    matrix = _to_tensor(name, value, device)
+    if matrix.ndim < 2 or matrix.shape[-1] != matrix.shape[-2] or matrix.shape[-1] == 0:
+        raise ValueError(f"{name} must hold square matrices [..., D, D], D >= 1, got shape {tuple(matrix.shape)}")
+    return matrix
+
+
+def _vectors(name: str, value: Any, dim: int, device: torch.device) -> torch.Tensor:
+    """Float64 vectors ``[..., dim]``."""
+    vector = _to_tensor(name, value, device)
+    if vector.ndim < 1 or vector.shape[-1] != dim:
+        raise ValueError(f"{name} must hold vectors [..., {dim}], got shape {tuple(vector.shape)}")
+    return vector
+
+
+def _root_factor(sigma: torch.Tensor) -> torch.Tensor:
+    """:func:`root_factor` of float64 ``[..., D, D]``: ``[..., D, r]``."""
+    values, vectors = torch.linalg.eigh(sigma)
+    kept = values > _rank_tolerance(values, 0.0)
+    rank = max(int(kept.sum(dim=-1).max().item()), 1)
+    factor = vectors * torch.where(kept, values, 0.0).sqrt().unsqueeze(-2)
+    return factor[..., -rank:]  # eigh sorts ascending: the kept columns come last
+
+
+def _frechet(mu_a: torch.Tensor, sigma_a: torch.Tensor, mu_b: torch.Tensor, sigma_b: torch.Tensor,
+             factor_b: torch.Tensor) -> torch.Tensor:
+    """:func:`frechet` of float64 tensors, ``factor_b`` being :func:`root_factor` of ``sigma_b``: ``[...]``."""
+    values = torch.linalg.eigvalsh(_sym(factor_b.mT @ sigma_a @ factor_b))
+    cross = torch.where(values > _rank_tolerance(values, 0.0), values, 0.0).sqrt().sum(dim=-1)
+    traces = sigma_a.diagonal(dim1=-2, dim2=-1).sum(dim=-1) + sigma_b.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
+    return ((mu_a - mu_b).square().sum(dim=-1) + traces - 2.0 * cross).clamp_min(0.0)
+
+
+def root_factor(cov: Array) -> Array:
+    r"""Factor ``R [..., D, r]`` of covariances ``[..., D, D]``, the reference side of :func:`frechet`.
+
+    .. math::
+        R = U_r \Lambda_r^{1/2}, \qquad R R^\top = \Sigma, \qquad R\, U_r^\top = \Sigma^{1/2},
+
+    :math:`\Sigma = U \Lambda U^\top` (symmetric eigendecomposition) restricted to the
+    eigenvalues above ``D·machine-eps·λ_max``; the others, rounding noise of a singular
+    covariance, count as 0. Over a batch, ``r`` is the largest rank (at least 1) and a
+    matrix of lower rank has zero columns. Inputs are assumed symmetric positive
+    semi-definite (not checked; :func:`w2` checks).
+    """
+    as_numpy, device = _target(cov)
+    return _out(_root_factor(_matrices("cov", cov, device)), as_numpy)
+
+
+def frechet(mean_a: Array, cov_a: Array, mean_b: Array, cov_b: Array, root_b: Array | None = None) -> Array:
+    r"""Squared 2-Wasserstein (Fréchet) distance between Gaussians, batched: ``float64 [...]``.
+
+    .. math::
+        W_2^2\big(\mathcal N(\mu_a, \Sigma_a), \mathcal N(\mu_b, \Sigma_b)\big)
+        = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\Sigma_a + \operatorname{tr}\Sigma_b
+        - 2 \operatorname{tr}\big(\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2}\big)^{1/2}
+
+    (Dowson & Landau 1982; Givens & Shortt 1984; Gelbrich 1990). With the factor
+    :math:`R R^\top = \Sigma_b` of :func:`root_factor`, the trace of the root is
+    :math:`\sum_i \sqrt{\lambda_i}` over the eigenvalues of the ``r × r`` matrix
+    :math:`R^\top \Sigma_a R`, which are the non-zero eigenvalues of
+    :math:`\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2}` (both are those of :math:`\Sigma_a R R^\top`).
+    Eigenvalues at or below ``r·machine-eps·λ_max`` count as 0: their square roots
+    would turn rounding noise into a visible error when a covariance is singular. The
+    result is clipped at 0. Exact (no ridge).
+
+    Parameters
+    ----------
+    mean_a, mean_b : ``[..., D]``
+    cov_a, cov_b : ``[..., D, D]``, symmetric positive semi-definite (not checked; :func:`w2` checks)
+    root_b : ``[..., D, r]``, optional
+        :func:`root_factor` of ``cov_b``, computed once for a reference compared with
+        many sets (FID of 2048-dimensional features: one eigendecomposition of the
+        reference for all signals). Computed here when not given.
+
+    Batch dimensions broadcast. Returns numpy when every array input is numpy, else
+    torch (module conventions).
+    """
+    as_numpy, device = _target(mean_a, cov_a, mean_b, cov_b, root_b)
+    sigma_a, sigma_b = _matrices("cov_a", cov_a, device), _matrices("cov_b", cov_b, device)
+    dim = sigma_a.shape[-1]
+    if sigma_b.shape[-1] != dim:
+        raise ValueError(f"cov_a and cov_b must have the same dimension, got {dim} and {sigma_b.shape[-1]}")
+    mu_a, mu_b = _vectors("mean_a", mean_a, dim, device), _vectors("mean_b", mean_b, dim, device)
+    factor = _root_factor(sigma_b) if root_b is None else _to_tensor("root_b", root_b, device)
+    if factor.ndim < 2 or factor.shape[-2] != dim:
+        raise ValueError(f"root_b must be a factor [..., {dim}, r], got shape {tuple(factor.shape)}")
+    return _out(_frechet(mu_a, sigma_a, mu_b, sigma_b, factor), as_numpy)
+
+
 def w2(mean_s: Array, cov_s: Array, mean_t: Array, cov_t: Array) -> float:
     r"""Squared 2-Wasserstein distance between two Gaussians (Gelbrich / Fréchet).
 
@@ -229,15 +324,15 @@ def w2(mean_s: Array, cov_s: Array, mean_t: Array, cov_t: Array) -> float:
         W_2^2 = \|\mu_s - \mu_t\|^2 + \operatorname{tr}\Big(\Sigma_s + \Sigma_t
         - 2 \big(\Sigma_t^{1/2} \Sigma_s \Sigma_t^{1/2}\big)^{1/2}\Big)
 
-    The trace of the root is :math:`\sum_i \sqrt{\lambda_i}`, the :math:`\lambda_i`
-    being the eigenvalues of :math:`\Sigma_s \Sigma_t`. They are taken from the
-    symmetric matrix :math:`L^\top \Sigma_t L` with :math:`\Sigma_s = L L^\top`
-    (Cholesky; the eigenvector-free ``eigvalsh``), or from
-    :math:`\Sigma_s^{1/2} \Sigma_t \Sigma_s^{1/2}` when neither covariance is positive
-    definite. Exact (no ridge). Eigenvalues below ``D·machine-eps·λ_max`` count as 0:
-    their square roots would turn rounding noise into a visible error when a
-    covariance is singular. The result is clipped at 0. Returns a Python float.
-    POT's ``ot.gaussian.bures_wasserstein_distance`` returns the square root of this.
+    :func:`frechet` of validated inputs (``[D]``, ``[D, D]``; symmetric and positive
+    semi-definite up to rounding, else ``ValueError``): the trace of the root is
+    :math:`\sum_i \sqrt{\lambda_i}` over the eigenvalues of :math:`R^\top \Sigma_s R`,
+    :math:`R R^\top = \Sigma_t` (:func:`root_factor`). Exact (no ridge). Eigenvalues
+    below rounding level (``D·machine-eps·λ_max`` for :math:`\Sigma_t`,
+    ``r·machine-eps·λ_max`` for the ``r × r`` product) count as 0: their square roots
+    would turn rounding noise into a visible error when a covariance is singular. The
+    result is clipped at 0. Returns a Python float. POT's
+    ``ot.gaussian.bures_wasserstein_distance`` returns the square root of this.
     """
     _, device = _target(mean_s, cov_s, mean_t, cov_t)
     sigma_s = _covariance("cov_s", cov_s, device)
@@ -246,25 +341,7 @@ def w2(mean_s: Array, cov_s: Array, mean_t: Array, cov_t: Array) -> float:
     dim = sigma_s.shape[0]
     mu_s = _mean("mean_s", mean_s, dim, device)
     mu_t = _mean("mean_t", mean_t, dim, device)
-    root_trace = _trace_sqrt_product(sigma_s, sigma_t)
-    value = (mu_s - mu_t).square().sum() + sigma_s.trace() + sigma_t.trace() - 2.0 * root_trace
-    return max(value.item(), 0.0)
-
-
-def _trace_sqrt_product(sigma_s: torch.Tensor, sigma_t: torch.Tensor) -> torch.Tensor:
-    """``tr((Σt^1/2 Σs Σt^1/2)^1/2)`` for symmetric PSD inputs."""
-    inner = None
-    for first, second in ((sigma_s, sigma_t), (sigma_t, sigma_s)):
-        factor, info = torch.linalg.cholesky_ex(first)
-        if info.item() == 0:
-            inner = factor.T @ second @ factor
-            break
-    if inner is None:
-        values, vectors = torch.linalg.eigh(sigma_s)
-        root = _spectral(vectors, values.clamp_min(0.0).sqrt())
-        inner = root @ sigma_t @ root
-    values = torch.linalg.eigvalsh(_sym(inner))
-    return torch.where(values > _rank_tolerance(values, 0.0), values, 0.0).sqrt().sum()
+    return _frechet(mu_s, sigma_s, mu_t, sigma_t, _root_factor(sigma_t)).item()
 
 
 # --------------------------------------------------------------------------- maps

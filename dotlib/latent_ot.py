@@ -57,7 +57,8 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable
+from functools import partial
+from typing import Callable, Iterable, Mapping
 
 import torch
 from safetensors.torch import save_file
@@ -145,7 +146,7 @@ class LatentOT:
         ``"absolute"`` (the authors' convention; ``eps=1e-7, ridge="absolute"`` replicates them).
     fold_sigma : None for uniform folding, else the width (latent pixels) of a Gaussian folding kernel.
     device : where encoding, statistics and transport run (default: the encoder's, else CPU).
-    seed : seeds the noise of the degenerate map (a fresh generator per ``transport`` call).
+    seed : seeds the noise of the degenerate map (a fresh generator per :meth:`apply` call).
     batch_size : images encoded / decoded at once.
     max_patches : patches moved at once (bounds memory: ``max_patches × C·p²`` floats).
     border : ``"valid"`` (default): transport moves the ``(h-p+1)(w-p+1)`` valid patches, the
@@ -153,8 +154,8 @@ class LatentOT:
         replicate-padded by p//2 and all h·w patches are moved, then folded and cropped.
         Statistics are always fitted on valid patches (as the authors do).
     clip_x_hat0 : True (default): the decoded x̂0 is clamped to [0, 1]. False (the authors'):
-        x̂0 is left as decoded and only the α mix of eq. (2) (:meth:`mix`) clamps, so
-        ``transport(alpha=0)`` is still in [0, 1] but :meth:`decode_latents` is not.
+        x̂0 is left as decoded and only the α mix of eq. (2) clamps, so the outputs of
+        :meth:`apply` (``alpha=0`` too) are in [0, 1] but x̂0 itself is not.
     latent : for an encoder built here from a spec, ``"mean"`` (default) uses the VAE
         posterior mean, ``"sample"`` (the authors') draws from the posterior with a generator
         seeded by ``seed``; deterministic encoders (pixel, ``AutoencoderTiny``) refuse
@@ -340,6 +341,13 @@ class LatentOT:
         if not zero_shot and self.operator is None:
             raise RuntimeError("LatentOT is not fitted: call update(...) for source and target, then fit()")
 
+    def _check_latents(self, latents: torch.Tensor, images: torch.Tensor) -> None:
+        """Raise unless ``latents`` can be this encoder's ``[B, C, h, w]`` of ``images [B, 3, H, W]``."""
+        expected = (images.shape[0], self.encoder.latent_channels, *self.encoder.latent_size(images.shape[-2:]))
+        if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
+            raise ValueError(f"latents must be the encoder's latents of the images, {list(expected)}, "
+                             f"got {tuple(getattr(latents, 'shape', ()))}")
+
     def _own_operators(self, latents: torch.Tensor) -> list[Operator]:
         """Zero-shot: per image, the operator from its own valid patches' Gaussian to the target."""
         return [Operator.between(valid_patch_stats(latent[None], self.patch_size, self.max_patches),
@@ -347,9 +355,10 @@ class LatentOT:
 
     def _move(self, latents: torch.Tensor, alpha: float, generator: torch.Generator,
               own: list[Operator] | None) -> torch.Tensor:
-        """Fold back the patches of ``latents`` moved by the fitted (or each image's ``own``) operator.
+        r"""Latents ``[B, C, h, w]`` with every patch moved by :math:`T_\alpha` and folded back (same shape).
 
-        The valid patches, or with ``border="replicate"`` all h·w patches of the padded latent.
+        By the fitted operator, or with ``own`` by each image's own (zero-shot). The valid
+        patches, or with ``border="replicate"`` all h·w patches of the padded latent.
         """
         pad = self.border == "replicate"
         if own is None:
@@ -361,126 +370,99 @@ class LatentOT:
             for latent, operator in zip(latents, own)
         ])
 
+    def _decoded(self, latents: torch.Tensor, alpha: float, size: tuple[int, int], generator: torch.Generator,
+                 own: list[Operator] | None) -> torch.Tensor:
+        r""":math:`D(T_\alpha(z))` of latents ``[B, C, h, w]``, cropped to ``size``: ``float32 [B, 3, H, W]``,
+        clamped unless ``clip_x_hat0=False``; α = 1 gives the residual decoding's reference."""
+        return self.encoder.decode(self._move(latents, alpha, generator, own), size, clamp=self.clip_x_hat0)
+
     def _generator(self) -> torch.Generator:
         return torch.Generator(self.device).manual_seed(self.seed)
 
-    def transport_latents(self, latents: torch.Tensor, alpha: float = 0.0, zero_shot: bool = False,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
-        r"""Move every patch of ``latents [B, C, h, w]`` by :math:`T_\alpha` and fold back (same shape)."""
-        if not isinstance(latents, torch.Tensor) or latents.ndim != 4 \
-                or latents.shape[1] != self.encoder.latent_channels:
-            raise ValueError(f"latents must be [B, {self.encoder.latent_channels}, h, w], "
-                             f"got {tuple(getattr(latents, 'shape', ()))}")
-        if min(latents.shape[-2:]) < self.patch_size:
-            raise ValueError(f"latents of size {tuple(latents.shape[-2:])} are smaller than a "
-                             f"{self.patch_size}x{self.patch_size} patch")
-        self._check_fitted(zero_shot)
-        latents = latents.to(self.device)
-        own = self._own_operators(latents) if zero_shot else None
-        return self._move(latents, float(alpha), generator if generator is not None else self._generator(), own)
-
-    def decode_moved(self, latents: torch.Tensor, images: torch.Tensor, alpha: float = 0.0,
-                     decode: str = "direct", zero_shot: bool = False,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-        r"""Decode ``latents`` ``[B, C, h, w]`` (= E(``images``)) moved by :math:`T_\alpha`: ``float32 [B, 3, H, W]``.
-
-        ``decode="direct"``: :math:`D(T_\alpha(z))`, clamped to [0, 1] by the decoder unless
-        ``clip_x_hat0=False``.
-        ``decode="residual"``: :math:`x^* + D(T_\alpha(z)) - D(T_1(z))`, not clamped
-        (the α mix of eq. (2) clamps). For callers that already hold the latents of
-        ``images`` (the study encodes every restoration once for fitting and transport).
-        """
-        if decode not in DECODES:
-            raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
-        self._check_fitted(zero_shot)
-        if latents.ndim != 4 or latents.shape[0] != images.shape[0]:
-            raise ValueError(f"latents {tuple(latents.shape)} do not match images {tuple(images.shape)}")
-        generator = generator if generator is not None else self._generator()
-        size = tuple(images.shape[-2:])
-        moved = self.decode_latents(latents, size, alpha, zero_shot, generator)
-        if decode == "direct":
-            return moved
-        unmoved = self.decode_latents(latents, size, 1.0, zero_shot, generator)
-        return images.to(moved.device, torch.float32) + (moved - unmoved)
-
-    def decode_latents(self, latents: torch.Tensor, size: tuple[int, int], alpha: float = 0.0,
-                       zero_shot: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        r""":math:`D(T_\alpha(z))` for latents ``[B, C, h, w]``, cropped to ``size``: ``float32 [B, 3, H, W]``.
-
-        In [0, 1], or as decoded (possibly outside) with ``clip_x_hat0=False``.
-
-        α = 1 gives :math:`D(T_1(z))`, the decoding of the unmoved latent through the same
-        arithmetic (the reference of ``decode="residual"``).
-        """
-        self._check_fitted(zero_shot)
-        generator = generator if generator is not None else self._generator()
-        latents = latents.to(self.device)
-        own = self._own_operators(latents) if zero_shot else None
-        return self.encoder.decode(self._move(latents, float(alpha), generator, own), size,
-                                   clamp=self.clip_x_hat0)
-
     @staticmethod
-    def mix(x_hat0: torch.Tensor, x_star: torch.Tensor, alpha: float) -> torch.Tensor:
-        r"""Eq. (2): :math:`(1-\alpha)\hat x_0 + \alpha x^*`, clamped to [0, 1]; α = 1 returns :math:`x^*`."""
-        if alpha == 1.0:
-            return x_star.to(torch.float32).clone()
-        return ((1.0 - alpha) * x_hat0 + alpha * x_star.to(x_hat0.dtype)).clamp_(0.0, 1.0)
+    def _fill(out: dict[str, torch.Tensor], plan: dict[str, list[float]], x_star: torch.Tensor, mode: str,
+              decoded: Callable[[float], torch.Tensor], reference: torch.Tensor | None) -> None:
+        r"""Write the x̂α of one chunk ``x_star [b, 3, H, W]`` into ``out[decode] [len(α), b, 3, H, W]``.
+
+        ``decoded(α)``: :math:`D(T_\alpha(z))` of the chunk; ``reference``: its :math:`D(T_1(z))`,
+        or None (decoded if needed). In pixel mode one :math:`D(T_0(z))` serves every α and decoding.
+        """
+        moved = None
+        for decode, alphas in plan.items():
+            if mode == "latent":
+                for index, alpha in enumerate(alphas):
+                    image = decoded(alpha)
+                    if decode == "residual":
+                        reference = decoded(1.0) if reference is None else reference
+                        image = x_star + (image - reference)
+                    out[decode][index] = image.clamp(0.0, 1.0)
+            elif any(alpha != 1.0 for alpha in alphas):
+                moved = decoded(0.0) if moved is None else moved
+                if decode == "residual":
+                    reference = decoded(1.0) if reference is None else reference
+                x_hat0 = moved if decode == "direct" else x_star + (moved - reference)
+                for index, alpha in enumerate(alphas):   # eq. (2), clamped; α = 1 is x* exactly
+                    out[decode][index] = x_star if alpha == 1.0 else \
+                        ((1.0 - alpha) * x_hat0 + alpha * x_star).clamp_(0.0, 1.0)
+            else:
+                out[decode][:] = x_star
+
+    def apply(self, x_star: torch.Tensor, sweeps: Mapping[str, Iterable[float]], *,
+              latents: torch.Tensor | None = None, mode: str = "pixel", zero_shot: bool = False,
+              generator: torch.Generator | None = None,
+              reference: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        r"""Transport restorations ``x_star [B, 3, H, W]`` (in [0, 1]): ``{decode: float32 [len(α), B, 3, H, W]}``.
+
+        ``sweeps`` maps decodings to their α, e.g. ``{"direct": [0.0, 0.5], "residual": [0.0]}``:
+        ``"direct"`` is the paper's :math:`\hat x_0 = D(T(E(x^*)))`, ``"residual"``
+        :math:`x^* + D(T(E(x^*))) - D(T_1(E(x^*)))` (module notes). ``mode="pixel"``: eq. (2),
+        :math:`\hat x_\alpha = (1-\alpha)\hat x_0 + \alpha x^*` clamped to [0, 1], from one transport
+        for every α and decoding (α = 1 is :math:`x^*` exactly); ``mode="latent"``: the decoding of
+        the latent moved by :math:`T_\alpha`, clamped (``"direct"`` at α = 1 is D(E(x*)), not x*).
+        ``latents``: E(x*) ``[B, C, h, w]`` by this encoder, not encoded again. ``reference``:
+        :math:`D(T_1(E(x^*)))` ``[B, 3, H, W]`` for ``"residual"``, to share one between operators
+        (``{"direct": [1.0]}`` in latent mode gives it when ``clip_x_hat0``); default: decoded here.
+        ``zero_shot``: each image's source Gaussian from its own patches. The degenerate map's noise
+        comes from ``generator`` (default: a fresh one seeded with ``seed``). Outputs are on the
+        device of ``x_star``; images are moved ``batch_size`` at a time.
+        """
+        plan = _plan(sweeps, mode)
+        check_images(x_star)
+        self._check_size(x_star)
+        self._check_fitted(zero_shot)
+        if latents is not None:
+            self._check_latents(latents, x_star)
+        if reference is not None and reference.shape != x_star.shape:
+            raise ValueError(f"reference must be shaped like x_star, {tuple(x_star.shape)}, "
+                             f"got {tuple(reference.shape)}")
+        out = {decode: torch.empty(len(alphas), *x_star.shape, dtype=torch.float32, device=x_star.device)
+               for decode, alphas in plan.items()}
+        generator = generator if generator is not None else self._generator()
+        size = tuple(x_star.shape[-2:])
+        for start in range(0, x_star.shape[0], self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            z = self.encoder.encode(x_star[rows]) if latents is None else latents[rows].to(self.device)
+            own = self._own_operators(z) if zero_shot else None
+            self._fill({decode: images[:, rows] for decode, images in out.items()}, plan,
+                       x_star[rows].to(self.device, torch.float32), mode,
+                       partial(self._decoded, z, size=size, generator=generator, own=own),
+                       None if reference is None else reference[rows].to(self.device, torch.float32))
+        return out
 
     def sweep(self, images: torch.Tensor, alphas: Iterable[float], mode: str = "pixel",
               zero_shot: bool = False, generator: torch.Generator | None = None,
               decode: str = "direct") -> torch.Tensor:
-        r"""Transport ``images`` (:math:`x^*`) for several ``alphas``: ``float32 [len(alphas), B, 3, H, W]``.
-
-        ``mode="pixel"``: eq. (2), :math:`\hat x_\alpha = (1-\alpha)\hat x_0 + \alpha x^*`,
-        clamped to [0, 1]; α = 1 returns :math:`x^*` exactly. ``mode="latent"``: decode the
-        latent moved by :math:`T_\alpha` (with ``decode="direct"``, α = 1 gives D(E(x*)), not
-        x*). ``decode``: ``"direct"`` (the paper) or ``"residual"`` (see the module notes).
-        Encoding, and in pixel mode the transport, happen once for all alphas. Outputs are
-        on the device of ``images``.
-        """
-        alphas = [float(a) for a in alphas]
-        if mode not in _MODES:
-            raise ValueError(f"mode must be 'pixel' or 'latent', got {mode!r}")
-        if decode not in DECODES:
-            raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
-        if not alphas or not all(math.isfinite(a) for a in alphas):
-            raise ValueError(f"alphas must be a non-empty list of finite numbers, got {alphas}")
-        check_images(images)
-        self._check_size(images)
-        self._check_fitted(zero_shot)
-        out = torch.empty(len(alphas), *images.shape, dtype=torch.float32, device=images.device)
-        generator = generator if generator is not None else self._generator()
-        start = 0
-        for latents in self._latents(images):
-            stop = start + latents.shape[0]
-            x_star = images[start:stop].to(self.device, torch.float32)
-            if mode == "pixel":
-                x_hat0 = None
-                if any(alpha != 1.0 for alpha in alphas):
-                    x_hat0 = self.decode_moved(latents, x_star, 0.0, decode, zero_shot, generator)
-                for index, alpha in enumerate(alphas):
-                    out[index, start:stop] = self.mix(x_hat0, x_star, alpha) if alpha != 1.0 else x_star
-            else:
-                for index, alpha in enumerate(alphas):
-                    decoded = self.decode_moved(latents, x_star, alpha, decode, zero_shot, generator)
-                    out[index, start:stop] = decoded.clamp(0.0, 1.0)
-            start = stop
-        return out
+        r""":meth:`apply` with one decoding: ``float32 [len(alphas), B, 3, H, W]`` (``images`` = :math:`x^*`)."""
+        return self.apply(images, {decode: alphas}, mode=mode, zero_shot=zero_shot, generator=generator)[decode]
 
     def transport(self, images: torch.Tensor, alpha: float = 0.0, mode: str = "pixel",
                   zero_shot: bool = False, generator: torch.Generator | None = None,
                   decode: str = "direct") -> torch.Tensor:
-        r"""Improve restorations ``images`` (:math:`x^*`, ``[B, 3, H, W]`` in [0, 1]); same shape, float32.
+        r""":meth:`apply` with one decoding and one α: ``images`` (:math:`x^*`) improved, same shape, float32.
 
-        ``alpha = 0`` gives :math:`\hat x_0 = D(\mathrm{fold}(T(\mathrm{patches}(E(x^*)))))`
-        (``decode="direct"``, the paper) or :math:`x^* + D(T(E(x^*))) - D(E(x^*))`
-        (``decode="residual"``); other values follow :meth:`sweep`; ``alpha = 1`` in pixel
-        mode returns a copy of ``images``. ``zero_shot=True`` fits each image's source
-        Gaussian on its own patches (only target statistics are needed). The degenerate
-        map's noise comes from ``generator``, by default a fresh one seeded with ``seed``.
+        ``alpha = 0`` (default) gives :math:`\hat x_0`; ``alpha = 1`` in pixel mode a copy of ``images``.
         """
-        return self.sweep(images, [alpha], mode=mode, zero_shot=zero_shot, generator=generator,
-                          decode=decode)[0]
+        return self.sweep(images, [alpha], mode=mode, zero_shot=zero_shot, generator=generator, decode=decode)[0]
 
     # -------------------------------------------------------------- persistence
 
@@ -584,6 +566,22 @@ class LatentOT:
 #: Metadata every LatentOT file records, with its JSON type.
 _REQUIRED_METADATA = {"encoder": str, "factor": int, "latent_channels": int, "patch_size": int,
                       "eps": (int, float), "seed": int}
+
+
+def _plan(sweeps: Mapping[str, Iterable[float]], mode: str) -> dict[str, list[float]]:
+    """The checked ``sweeps`` of :meth:`LatentOT.apply`: ``{decode: [float α, ...]}``."""
+    if mode not in _MODES:
+        raise ValueError(f"mode must be 'pixel' or 'latent', got {mode!r}")
+    if not isinstance(sweeps, Mapping) or not sweeps:
+        raise ValueError(f"sweeps must map decodings ({', '.join(DECODES)}) to alphas, got {sweeps!r}")
+    plan = {}
+    for decode, alphas in sweeps.items():
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
+        plan[decode] = [float(alpha) for alpha in alphas]
+        if not plan[decode] or not all(math.isfinite(alpha) for alpha in plan[decode]):
+            raise ValueError(f"alphas must be a non-empty list of finite numbers, got {plan[decode]}")
+    return plan
 
 
 def _file_metadata(path: Path, raw: str | None) -> dict:

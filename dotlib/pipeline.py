@@ -25,7 +25,8 @@ __all__ = ["LABEL_COLUMNS", "TABLE_COLUMNS", "alpha_sweeps", "check_decodes", "f
            "perception_models", "upsampled"]
 
 #: What identifies a row of a study table.
-LABEL_COLUMNS = ["task", "restorer", "encoder", "fit_split", "decode", "signal", "alpha", "n_photos", "n_crops"]
+LABEL_COLUMNS = ["task", "restorer", "encoder", "fit_split", "decode", "signal", "alpha", "n_photos", "n_crops",
+                 "n_resamples"]
 
 #: Columns of every study table, in order (a metric that was not computed is NaN).
 TABLE_COLUMNS = LABEL_COLUMNS + study_columns()

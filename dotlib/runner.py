@@ -74,6 +74,7 @@ class FolderRun:
     description: str = ""
     theory: dict = field(default_factory=dict)     # not measured on streamed runs
     ridge: pd.DataFrame = field(default_factory=pd.DataFrame)
+    decodings: pd.DataFrame = field(default_factory=pd.DataFrame)   # not measured on streamed runs
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -310,10 +311,12 @@ def _batch_signals(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict
     x_hat0 = {}
     for split, operator in operators.items():
         generator = torch.Generator(run.device).manual_seed(run.seed + int(positions[0]))
-        for decode in (d for s, d in sweeps if s == split):
-            x_hat0[(split, decode)] = operator.decode_moved(z_star, x_star, 0.0, decode, generator=generator)
-            for alpha in sweeps[(split, decode)]:
-                signals[_signal_key(split, decode, alpha)] = LatentOT.mix(x_hat0[(split, decode)], x_star, alpha)
+        for decode in (d for s, d in sweeps if s == split):   # a call per decoding, each drawing its own noise
+            alphas = sweeps[(split, decode)]
+            plan = alphas if 0.0 in alphas else [*alphas, 0.0]
+            images = operator.apply(x_star, {decode: plan}, latents=z_star, generator=generator)[decode]
+            x_hat0[(split, decode)] = images[plan.index(0.0)]
+            signals.update({_signal_key(split, decode, alpha): image for alpha, image in zip(alphas, images)})
     return signals, x_hat0, y
 
 

@@ -23,7 +23,7 @@ Image folders (e.g. ImageNet validation) are streamed, as the authors ran them, 
 :func:`dotlib.runner.run_folder_task`.
 
 Decoding (``decodes``): ``direct`` (the paper) and ``residual``
-(:meth:`dotlib.latent_ot.LatentOT.decode_moved`); both are measured.
+(:meth:`dotlib.latent_ot.LatentOT.apply`); both are measured.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ from .restorers import get_restorer
 from .tables import verdict
 
 __all__ = [
-    "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "default_alphas", "describe_finding",
+    "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "decoding_gaps", "default_alphas",
+    "describe_finding",
     "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task",
     "theory_check",
 ]
@@ -189,6 +190,7 @@ class TaskRun:
     ridge: pd.DataFrame                 # the ridge ablation on the fitting photos
     missing: dict[str, str] = field(default_factory=dict)   # metric -> why it was not computed
     description: str = ""
+    decodings: pd.DataFrame = field(default_factory=pd.DataFrame)   # residual − direct, paired (``decoding_gaps``)
 
 
 def _batched(function, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -288,7 +290,7 @@ def _ridge_ablation(vae: Encoder, design: Design, stats_clean, stats_star, z_sta
     rows = []
     for name, ridge, eps in RIDGE_SETTINGS:
         operator = LatentOT.from_stats(vae, source, target, patch_size=patch_size, eps=eps, ridge=ridge)
-        moved = operator.decode_moved(z_star[measured], restored, 0.0, "direct").cpu()
+        moved = operator.apply(restored, {"direct": [0.0]}, latents=z_star[measured])["direct"][0]
         rows.append({"ridge": name, "psnr_cost_db": base_psnr - psnr(moved, clean),
                      "detail_x_star": base_detail, "detail_x_hat0": detail(moved),
                      "degenerate": operator.operator.noise_root is not None})
@@ -316,7 +318,7 @@ def run_task(
     ridge: str = "relative",
     batch_size: int = 4,
     restorer_checkpoint: str | None = None,
-    n_resamples: int = 100,
+    n_resamples: int = 2000,
     inception: bool = True,
     lpips: bool = True,
 ) -> TaskRun:
@@ -346,23 +348,28 @@ def run_task(
                                load_encoder(encoder, device=device), design_for_pool(size, crops_per_photo, n_folds,
                                                                                      n_fit, splits, seed),
                                torch.device(device), seed, patch_size, batch_size)
-    x_hat0, round_trip_star, latent_w2_fitted = _transport_folds(
-        pool, splits, decodes, f"{task} / {restorer}", dict(patch_size=patch_size, eps=eps, ridge=ridge,
-                                                            batch_size=batch_size))
-    signals = _signals(pool, x_hat0, alpha_sweeps(splits, decodes, alphas, secondary_alphas))
+    sweeps = alpha_sweeps(splits, decodes, alphas, secondary_alphas)
+    plan = {key: sweep if 0.0 in sweep else [*sweep, 0.0] for key, sweep in sweeps.items()}   # and every x̂0
+    x_alpha, round_trip_star, latent_w2_fitted = _transport_folds(
+        pool, splits, plan, f"{task} / {restorer}", dict(patch_size=patch_size, eps=eps, ridge=ridge,
+                                                         batch_size=batch_size))
+    signals = _signals(pool, x_alpha, sweeps)
     features, classifier, lpips_model, missing = perception_models(pool.device, inception, lpips)
     bootstrap = PairedBootstrap(pool.evaluated_images("x"), pool.photos, n_resamples=n_resamples, seed=seed,
                                 lpips=lpips_model, batch_size=batch_size * 4, device=pool.device)
     rows = _measure(pool, signals, bootstrap, features, classifier, (fit_split, decodes[0]),
                     {"task": task, "restorer": restorer, "encoder": encoder}, f"{task} / {restorer}")
     star_key = next(key for key, row in rows if row["signal"] == "x_star")
+    decodings = decoding_gaps(bootstrap, rows, decodes).assign(task=task, restorer=restorer)
     table = ordered_table(pd.DataFrame([{**row, **bootstrap.summary(key), **bootstrap.difference(key, star_key),
-                                         "n_photos": bootstrap.n_photos, "n_crops": len(pool.evaluated)}
+                                         "n_photos": bootstrap.n_photos, "n_crops": len(pool.evaluated),
+                                         "n_resamples": bootstrap.n_resamples}
                                         for key, row in rows]))
     table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"),
                                          table.fit_split.map({s: float(np.mean(v)) for s, v in
                                                               latent_w2_fitted.items()}), np.nan)
-    headline = {decode: x_hat0[(fit_split, decode)].clamp(0, 1) for decode in decodes}
+    headline = {decode: x_alpha[(fit_split, decode)][plan[(fit_split, decode)].index(0.0)].clone()
+                for decode in decodes}
     x, star = pool.evaluated_images("x"), pool.evaluated_images("x_star")
     w2_dim = pixel_w2_per_dim(star, x)
     theory = {decode: theory_check(x, star, image, round_trip_star, w2_dim=w2_dim)
@@ -372,7 +379,21 @@ def run_task(
     images = {"x": x, "y": pool.y[pool.evaluated], "x_star": star, "xe": signals[1][1],
               "x_hat0": headline[decodes[0]], **{f"x_hat0_{decode}": image for decode, image in headline.items()}}
     return TaskRun(table=table, images=images, photos=pool.photos, theory=theory, ridge=ridge_table,
-                   missing=missing, description=pool.design.description)
+                   missing=missing, description=pool.design.description, decodings=decodings)
+
+
+def decoding_gaps(bootstrap: PairedBootstrap, rows: list[tuple[str, dict]], decodes: Sequence[str]) -> pd.DataFrame:
+    """Each other decoding minus the first (residual − direct), paired over photos, per design and
+    α measured with intervals in both: columns fit_split, decode, alpha and ``d_m``, ``d_m_lo``,
+    ``d_m_hi``, ``d_m_lo_rep``, ``d_m_hi_rep`` for every paired metric m."""
+    keys = {(row["fit_split"], row["decode"], row["alpha"]): key for key, row in rows if row["signal"] == "x_alpha"}
+    out = []
+    for (split, decode, alpha), key in keys.items():
+        baseline = keys.get((split, decodes[0], alpha))
+        if decode != decodes[0] and baseline is not None and any(math.isclose(alpha, a) for a in TABLE_ALPHAS):
+            out.append({"fit_split": split, "decode": decode, "alpha": alpha,
+                        **bootstrap.difference(key, baseline)})
+    return pd.DataFrame(out)
 
 
 def _check_pool_inputs(task: str, restorer: str, data: str) -> None:
@@ -428,48 +449,56 @@ def _restore_and_encode(task: str, model, vae: Encoder, design: Design, device: 
                  latent_stats(z_clean, patch_size), latent_stats(z_star, patch_size))
 
 
-def _transport_folds(pool: _Pool, splits: Sequence[str], decodes: Sequence[str], name: str,
+def _transport_folds(pool: _Pool, splits: Sequence[str], plan: dict[tuple[str, str], list[float]], name: str,
                      operator_options: dict) -> tuple[dict, torch.Tensor, dict[str, list[float]]]:
-    """x̂0 of every evaluated crop per (design, decoding), each fold moved by operators fitted on
-    the other folds' photos; also D(E(x*)) through the same arithmetic, and each fold's fitted W2."""
-    design, z_star = pool.design, pool.z_star
+    """x̂α ``[len(α), N, 3, H, W]`` of the N evaluated crops per (design, decoding) for the α of
+    ``plan``, each fold moved by operators fitted on the other folds' photos; also D(E(x*))
+    through the same arithmetic ``[N, 3, H, W]``, and each fold's fitted W2."""
     position = {index: rank for rank, index in enumerate(pool.evaluated)}
-    shape = (len(pool.evaluated), *design.images.shape[1:])
-    x_hat0 = {(split, decode): torch.empty(shape) for split in splits for decode in decodes}
+    shape = (len(pool.evaluated), *pool.design.images.shape[1:])
+    x_alpha = {key: torch.empty(len(alphas), *shape) for key, alphas in plan.items()}
     latent_w2_fitted: dict[str, list[float]] = {split: [] for split in splits}
-    image_size = tuple(design.images.shape[-2:])
     round_trip_star = torch.empty(shape)   # D(E(x*)), for the theory check
-    cpu = torch.device("cpu")
-    for held_out, sets in progress(design.folds, desc=f"{name}: transport", unit="fold", mininterval=5):
-        rows, unmoved, indices = [position[i] for i in held_out], None, torch.tensor(held_out)
+    for held_out, sets in progress(pool.design.folds, desc=f"{name}: transport", unit="fold", mininterval=5):
+        operators = {}
         for split in splits:
             target_idx, source_idx = sets[split]
-            operator = LatentOT.from_stats(pool.vae, _merged(pool.stats_star, source_idx),
-                                           _merged(pool.stats_clean, target_idx), **operator_options)
-            latent_w2_fitted[split].append(operator.latent_w2)
-            moved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 0.0), indices,
-                             pool.batch_size, cpu)
-            if unmoved is None:   # D(T_1(z)), i.e. D(E(x*)) through the same arithmetic: once per fold
-                unmoved = _batched(lambda idx: operator.decode_latents(z_star[idx], image_size, 1.0), indices,
-                                   pool.batch_size, cpu)
-                round_trip_star[rows] = unmoved
-            for decode in decodes:
-                x_hat0[(split, decode)][rows] = moved if decode == "direct" else \
-                    pool.x_star[held_out] + (moved - unmoved)
-    return x_hat0, round_trip_star, latent_w2_fitted
+            operators[split] = LatentOT.from_stats(pool.vae, _merged(pool.stats_star, source_idx),
+                                                   _merged(pool.stats_clean, target_idx), **operator_options)
+            latent_w2_fitted[split].append(operators[split].latent_w2)
+        for start in range(0, len(held_out), pool.batch_size):   # a fresh noise generator per batch
+            chunk = held_out[start:start + pool.batch_size]
+            _transport_batch(pool, operators, plan, chunk, [position[i] for i in chunk], x_alpha, round_trip_star)
+    return x_alpha, round_trip_star, latent_w2_fitted
 
 
-def _signals(pool: _Pool, x_hat0: dict, sweeps: dict) -> list[tuple[dict, torch.Tensor]]:
-    """``(labels, images)`` of every measured signal: x, xe = D(E(x)), y, x* and each x̂α by mixing."""
+def _transport_batch(pool: _Pool, operators: dict[str, LatentOT], plan: dict, chunk: list[int], rows: list[int],
+                     x_alpha: dict, round_trip_star: torch.Tensor) -> None:
+    """Fill ``rows`` of ``x_alpha`` and ``round_trip_star`` with crops ``chunk`` moved by every design's
+    operator; D(T_1(z)) of the first design's operator, i.e. D(E(x*)) through the same
+    arithmetic, is every design's reference of the residual decoding (decoded once per batch)."""
+    z, star = pool.z_star[chunk], pool.x_star[chunk]
+    first = next(iter(operators.values()))
+    reference = first.apply(star, {"direct": [1.0]}, latents=z, mode="latent")["direct"][0]
+    round_trip_star[rows] = reference
+    for split, operator in operators.items():
+        sweeps = {decode: alphas for (fitted, decode), alphas in plan.items() if fitted == split}
+        for decode, images in operator.apply(star, sweeps, latents=z, reference=reference).items():
+            x_alpha[(split, decode)][:, rows] = images
+
+
+def _signals(pool: _Pool, x_alpha: dict, sweeps: dict) -> list[tuple[dict, torch.Tensor]]:
+    """``(labels, images)`` of every measured signal: x, xe = D(E(x)), y, x* and each x̂α of ``sweeps``
+    (``x_alpha[key][i]`` is the i-th α of ``sweeps[key]``)."""
     x, star, evaluated = pool.evaluated_images("x"), pool.evaluated_images("x_star"), pool.evaluated
     xe = _batched(lambda z: pool.vae.decode(z, tuple(x.shape[-2:])), pool.z_clean[evaluated], pool.batch_size,
                   pool.device)
     signals = [({"signal": "x"}, x), ({"signal": "xe"}, xe),
                ({"signal": "y"}, upsampled(pool.y[evaluated], tuple(x.shape[-2:]))), ({"signal": "x_star"}, star)]
     for (split, decode), sweep in sweeps.items():
-        for alpha in sweep:
+        for index, alpha in enumerate(sweep):
             signals.append(({"signal": "x_alpha", "fit_split": split, "decode": decode, "alpha": alpha},
-                            LatentOT.mix(x_hat0[(split, decode)], star, alpha)))
+                            x_alpha[(split, decode)][index]))
     return signals
 
 
@@ -484,7 +513,7 @@ def _measure(pool: _Pool, signals: list, bootstrap: PairedBootstrap, features, c
                                                       mininterval=5)):
         alpha = signal.get("alpha", math.nan)
         full = signal["signal"] != "x_alpha" or any(math.isclose(alpha, a) for a in TABLE_ALPHAS)
-        bootstrap.add(f"{index}", images, ssim=full)
+        bootstrap.add(f"{index}", images, ssim=full, intervals=full)
         row = {**labels, "fit_split": "", "decode": "", "alpha": math.nan, **signal}
         if features is not None:
             row.update(_inception_metrics(features(images), reference_features, classifier, pool.seed))

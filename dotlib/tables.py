@@ -30,6 +30,7 @@ __all__ = [
     "TASK_LABELS",
     "FINDING_METRICS",
     "PERCEPTION_FALLBACKS",
+    "decoding_findings",
     "findings",
     "findings_markdown",
     "frame_markdown",
@@ -37,8 +38,10 @@ __all__ = [
     "perception_index",
     "poster_rows",
     "signal_row",
+    "stable_verdict",
     "task_label",
     "theory_markdown",
+    "validity_markdown",
     "to_latex",
     "verdict",
     "to_markdown",
@@ -344,14 +347,37 @@ def verdict(low: float, high: float, lower_is_better: bool) -> str:
     return "no change detected"
 
 
+def stable_verdict(row: pd.Series, metric: str) -> str:
+    """:func:`verdict` of ``d_<metric>``'s interval, or "borderline" where the replicate bootstrap's
+    interval (``_lo_rep``, ``_hi_rep``, when the row has one) gives another word."""
+    lower_is_better = not registry.metric(metric).higher_is_better
+    word = verdict(float(row[f"d_{metric}_lo"]), float(row[f"d_{metric}_hi"]), lower_is_better)
+    low, high = (float(row.get(f"d_{metric}{suffix}", math.nan)) for suffix in ("_lo_rep", "_hi_rep"))
+    if math.isfinite(low) and math.isfinite(high) and verdict(low, high, lower_is_better) != word:
+        return "borderline"
+    return word
+
+
+def _finding(keys: tuple, row: pd.Series, alpha: float) -> dict:
+    """One row of :func:`findings`: labels, then per metric the difference, its bounds and its word."""
+    entry = dict(zip(("task", "restorer", "fit_split", "decode"), keys))
+    entry.update(alpha=float(alpha) + 0.0, n_photos=int(row.n_photos),
+                 n_resamples=float(row.get("n_resamples", math.nan)))
+    for name in FINDING_METRICS:
+        entry.update({f"d_{name}{suffix}": float(row[f"d_{name}{suffix}"]) for suffix in ("", "_lo", "_hi")})
+        entry[f"{name}_verdict"] = stable_verdict(row, name)
+    return entry
+
+
 def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFrame:
     """Per (task, restorer, fit_split, decode, α): x̂α − x* with paired 95 % intervals.
 
-    Columns: task, restorer, fit_split, decode, alpha, n_photos, and for every metric m of
-    :data:`FINDING_METRICS` ``d_m``, ``d_m_lo``, ``d_m_hi`` (raw units) and ``m_verdict``
-    ("better", "worse" or "no change detected": better only where the interval excludes 0).
-    ``paper_claim``: the perceptual indices are not worse and at least one is better (None
-    when an index has no interval, as on streamed folder runs: the claim is not assessed).
+    Columns: task, restorer, fit_split, decode, alpha, n_photos, n_resamples (bootstrap
+    resamples per interval; NaN on streamed runs, whose intervals are normal), and for every
+    metric m of :data:`FINDING_METRICS` ``d_m``, ``d_m_lo``, ``d_m_hi`` (raw units) and
+    ``m_verdict`` (:func:`stable_verdict`: "better" or "worse" only where the interval
+    excludes 0, "borderline" where a replicate bootstrap decides otherwise). One word per
+    index: no combined claim is drawn here.
     """
     needed = {"fit_split", "decode", "d_psnr", "d_psnr_lo", "d_psnr_hi"}
     if not needed <= set(table.columns):
@@ -361,20 +387,8 @@ def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFr
     for keys, group in sweep.groupby(["task", "restorer", "fit_split", "decode"], sort=True):
         for alpha in alphas:
             rows = group[np.isclose(group.alpha, alpha)]
-            if rows.empty:
-                continue
-            row = rows.iloc[0]
-            entry = dict(zip(("task", "restorer", "fit_split", "decode"), keys))
-            entry.update(alpha=float(alpha) + 0.0, n_photos=int(row.n_photos))
-            for name in FINDING_METRICS:
-                metric, lower_is_better = name, not registry.metric(name).higher_is_better
-                low, high = float(row[f"d_{metric}_lo"]), float(row[f"d_{metric}_hi"])
-                entry.update({f"d_{metric}": float(row[f"d_{metric}"]), f"d_{metric}_lo": low,
-                              f"d_{metric}_hi": high, f"{metric}_verdict": verdict(low, high, lower_is_better)})
-            perceptual = [entry["swd_verdict"], entry["detail_verdict"]]
-            entry["paper_claim"] = (None if "no interval" in perceptual
-                                    else "worse" not in perceptual and "better" in perceptual)
-            out.append(entry)
+            if not rows.empty:
+                out.append(_finding(keys, rows.iloc[0], alpha))
     order = {name: index for index, name in enumerate(("same", "matched", "disjoint"))}
     frame = pd.DataFrame(out)
     if frame.empty:
@@ -382,6 +396,19 @@ def findings(table: pd.DataFrame, alphas: Sequence[float] = (0.0,)) -> pd.DataFr
     frame["_order"] = frame.fit_split.map(order).fillna(9)
     return frame.sort_values(["task", "restorer", "_order", "decode", "alpha"]).drop(columns="_order") \
         .reset_index(drop=True)
+
+
+def decoding_findings(gaps: pd.DataFrame) -> pd.DataFrame:
+    """:func:`findings`' columns for paired differences between decodings (``study.decoding_gaps``
+    rows: residual − direct per task, restorer, design and α), one word per metric."""
+    if gaps.empty:
+        return gaps
+    out = gaps[["task", "restorer", "fit_split", "decode", "alpha"]].copy()
+    for name in FINDING_METRICS:
+        for suffix in ("", "_lo", "_hi"):
+            out[f"d_{name}{suffix}"] = gaps[f"d_{name}{suffix}"]
+        out[f"{name}_verdict"] = [stable_verdict(row, name) for _, row in gaps.iterrows()]
+    return out.sort_values(["task", "restorer", "fit_split", "decode", "alpha"]).reset_index(drop=True)
 
 
 def _interval(row, metric: str, scale: float, decimals: int) -> str:
@@ -392,18 +419,36 @@ def _interval(row, metric: str, scale: float, decimals: int) -> str:
 
 
 def findings_markdown(summary: pd.DataFrame) -> str:
-    """:func:`findings` as a Markdown table (SWD and detail ×10³): differences x̂α − x* [95 % interval]."""
+    """:func:`findings` as a Markdown table (SWD and detail ×10³): differences x̂α − x* [95 % interval],
+    and one word per metric."""
     header = ["task · restorer", "fitting · decoding", "α", "ΔPSNR dB", "ΔSSIM", "ΔSWD ×10³", "Δdetail ×10³",
-              "SWD", "detail", "claim holds"]
+              "PSNR", "SWD", "detail"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join([":--", ":--"] + ["--:"] * 5 + [":-:"] * 3) + " |"]
     for _, row in summary.iterrows():
         lines.append("| " + " | ".join([
             f"{task_label(row.task)} · {row.restorer}", f"{row.fit_split} · {row.decode}", f"{row.alpha:g}",
             _interval(row, "psnr", 1.0, 2), _interval(row, "ssim", 1.0, 3), _interval(row, "swd", 1e3, 1),
-            _interval(row, "detail", 1e3, 1), row.swd_verdict, row.detail_verdict,
-            "—" if row.paper_claim is None or row.paper_claim != row.paper_claim else
-            "yes" if row.paper_claim else "no",
+            _interval(row, "detail", 1e3, 1), row.psnr_verdict, row.swd_verdict, row.detail_verdict,
         ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def validity_markdown(frame: pd.DataFrame, checks: pd.DataFrame, blind: Mapping[str, Sequence[str]]) -> str:
+    """``dotlib.metrics.validity`` results as Markdown: the scores ×10³ per distortion (lower =
+    closer to natural), the checks per index, and what each index cannot see."""
+    indices = list(frame.columns)
+    lines = ["| distortion | " + " | ".join(f"{_column_header(i)} ×10³" for i in indices) + " |",
+             "| :-- |" + " --: |" * len(indices)]
+    lines += [f"| {name} | " + " | ".join(f"{frame.at[name, i] * 1e3:.1f}" for i in indices) + " |"
+              for name in frame.index]
+    lines += ["", "| index | clean lowest | grows with blur | grows with noise | may carry a claim |",
+              "| :-- | :-: | :-: | :-: | :-: |"]
+    word = {True: "yes", False: "no"}
+    lines += [f"| {i} | " + " | ".join(word[bool(checks.at[i, c])] for c in
+                                       ("clean_lowest", "monotone_blur", "monotone_noise", "valid")) + " |"
+              for i in indices]
+    lines += [""] + [f"- {i} cannot see (scores no higher than clean): {', '.join(blind[i]) or 'none of these'}"
+                     for i in indices]
     return "\n".join(lines) + "\n"
 
 

@@ -3,8 +3,8 @@
 Every CSV is compared value by value at the precision the results are written with
 (:data:`dotlib.io.FLOAT_FORMAT`, 6 significant digits: two values agree when they print the
 same, or differ by at most one unit of the 6th digit, a rounding edge); Markdown, LaTeX
-and JSON tables are compared as text. Figures, collages, executed notebooks and step stamps
-are not compared (pixels and timings). Prints one line per file that differs, and exits 1
+and JSON tables are compared as text. Figures, collages, executed notebooks, step stamps and
+``timings_<study>.md`` are not compared (pixels and timings). Prints one line per file that differs, and exits 1
 if any does.
 
 Run ``python -m dotlib.verify [studies/embedded.yaml]``.
@@ -58,7 +58,7 @@ def compare_results(committed: Path, fresh: Path) -> dict[str, str]:
     names = set()
     for root in (committed, fresh):
         names |= {p.relative_to(root) for p in root.rglob("*")
-                  if p.is_file() and p.suffix in COMPARED_SUFFIXES
+                  if p.is_file() and p.suffix in COMPARED_SUFFIXES and not p.name.startswith("timings")
                   and not any(part in _IGNORED_PARTS for part in p.relative_to(root).parts)}
     for name in sorted(names):
         old, new = committed / name, fresh / name

@@ -233,28 +233,28 @@ def test_folder_restorer_reads_outputs_by_file_name(folders, tmp_path):
 
 
 class RandomFeatures(torch.nn.Module):
-    """A fixed random conv net ``[B, 3, 299, 299]`` in [0, 255] -> ``[B, 16]``; softmax for ``probabilities``."""
+    """A fixed random conv net ``[B, 3, 299, 299]`` in [0, 255] -> ``[B, 16]``."""
 
-    def __init__(self, probabilities: bool):
+    def __init__(self):
         super().__init__()
         self.net = torch.nn.Conv2d(3, 8, 5, stride=4).requires_grad_(False)
         torch.nn.init.normal_(self.net.weight, generator=torch.Generator().manual_seed(0))
-        self.probabilities = probabilities
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.net(images / 255.0))
-        features = torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
-        return torch.softmax(features, dim=1) if self.probabilities else features
+        return torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
 
 
 def test_evaluate_reports_fid_kid_is_lpips_when_their_weights_exist(folders, enhanced, monkeypatch, capsys):
     import dotlib.metrics as metrics
+    import dotlib.pipeline as pipeline
 
-    def inception(device="cpu", output="features"):
-        return metrics.CleanFeatures(RandomFeatures(output == "probabilities"), name=output, device=device)
+    def models(device, inception=True, lpips=True, fid_mode="clean"):
+        features = metrics.CleanFeatures(RandomFeatures(), name="random", device=device)
+        classifier = torch.randn(5, 16, generator=torch.Generator().manual_seed(1))
+        return features, classifier, lambda a, b: metrics.mse(a, b), {}
 
-    monkeypatch.setattr(metrics, "load_inception", inception)
-    monkeypatch.setattr(metrics, "load_lpips", lambda device="cpu": lambda a, b: metrics.mse(a, b))
+    monkeypatch.setattr(pipeline, "perception_models", models)
     report = folders["root"] / "report_weights"
     assert main(["evaluate", "--clean", str(folders["clean"]), str(enhanced["single"]), "-o", str(report)]) == 0
     printed = capsys.readouterr().out

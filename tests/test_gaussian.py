@@ -10,9 +10,11 @@ import torch
 from dotlib.gaussian import (
     GaussianStats,
     degenerate_ot_map,
+    frechet,
     gaussian_map,
     interpolate_operator,
     ot_map,
+    root_factor,
     sqrtm_psd,
     w2,
 )
@@ -70,6 +72,68 @@ def test_w2_is_symmetric_and_exact_on_a_known_case() -> None:
     assert w2(np.zeros(3), np.diag(b), dm, np.diag(a)) == pytest.approx(expected, rel=1e-14)
     singular = np.diag([1.0, 0.0, 0.0])
     assert w2(np.zeros(3), singular, np.zeros(3), singular) == pytest.approx(0.0, abs=1e-14)
+
+
+def _gaussian_batch(rng: np.random.Generator, dim: int) -> tuple[np.ndarray, ...]:
+    """Means ``[8, dim]`` and covariances ``[8, dim, dim]`` of two sides; pairs 0-1 are positive definite,
+    2-7 singular: source, target, both, the same matrix twice, commuting diagonals with zeros."""
+    full = [random_spd(rng, dim) for _ in range(5)]
+    low = [random_low_rank(rng, dim, dim // 3) for _ in range(4)]
+    diag_a, diag_b = np.diag(np.r_[np.arange(dim - 2) + 1.0, 0.0, 0.0]), np.diag(np.r_[0.0, np.ones(dim - 1)])
+    cov_a = np.stack([full[0], full[1], low[0], full[2], low[1], low[3], diag_a, low[3]])
+    cov_b = np.stack([full[3], full[4], full[2], low[2], low[2], low[3], diag_b, np.zeros((dim, dim))])
+    return rng.standard_normal((8, dim)), cov_a, rng.standard_normal((8, dim)), cov_b
+
+
+def test_frechet_is_w2_batched_and_matches_pot() -> None:
+    rng = np.random.default_rng(10)
+    mean_a, cov_a, mean_b, cov_b = _gaussian_batch(rng, 12)
+    batched = frechet(mean_a, cov_a, mean_b, cov_b)
+    assert isinstance(batched, np.ndarray) and batched.shape == (8,) and batched.dtype == np.float64
+    single = np.array([w2(*pair) for pair in zip(mean_a, cov_a, mean_b, cov_b)])
+    np.testing.assert_allclose(batched, single, rtol=1e-12, atol=1e-12)
+    # POT (no rank tolerance) on the positive definite pairs, the exact value on the commuting pair
+    pot = ot.gaussian.bures_wasserstein_distance(mean_a[:2], mean_b[:2], cov_a[:2], cov_b[:2], paired=True)
+    np.testing.assert_allclose(batched[:2], np.asarray(pot) ** 2, rtol=1e-8)
+    diag = np.sqrt(np.diagonal(cov_a[6])) - np.sqrt(np.diagonal(cov_b[6]))
+    assert batched[6] == pytest.approx(np.sum((mean_a[6] - mean_b[6]) ** 2) + diag @ diag, rel=1e-14)
+    assert batched[5] == pytest.approx(np.sum((mean_a[5] - mean_b[5]) ** 2), rel=1e-12)
+    assert batched[7] == pytest.approx(np.sum((mean_a[7] - mean_b[7]) ** 2) + np.trace(cov_a[7]), rel=1e-14)
+
+
+def test_frechet_with_a_cached_reference_root() -> None:
+    rng = np.random.default_rng(11)
+    mean_a, cov_a, _, _ = _gaussian_batch(rng, 9)
+    mean_b, cov_b = torch.from_numpy(rng.standard_normal(9)), torch.from_numpy(random_low_rank(rng, 9, 4))
+    root = root_factor(cov_b)
+    assert isinstance(root, torch.Tensor) and root.shape == (9, 4)
+    torch.testing.assert_close(root @ root.T, cov_b, rtol=0, atol=1e-14)
+    cached = frechet(torch.from_numpy(mean_a), torch.from_numpy(cov_a), mean_b, cov_b, root_b=root)
+    assert isinstance(cached, torch.Tensor) and cached.shape == (8,)
+    torch.testing.assert_close(cached, frechet(mean_a, cov_a, mean_b, cov_b), rtol=0, atol=0)
+    for k in range(8):  # one reference broadcast against the batch
+        assert cached[k].item() == pytest.approx(w2(mean_a[k], cov_a[k], mean_b, cov_b), rel=1e-12, abs=1e-12)
+
+
+def test_root_factor() -> None:
+    rng = np.random.default_rng(12)
+    _, cov_a, _, _ = _gaussian_batch(rng, 10)
+    roots = root_factor(cov_a)
+    assert roots.shape == (8, 10, 10)  # the largest rank of the batch; lower ranks get zero columns
+    np.testing.assert_allclose(roots @ roots.transpose(0, 2, 1), cov_a, rtol=0, atol=1e-13)
+    assert np.count_nonzero(np.abs(roots[2]).sum(axis=0)) == 3
+    vectors = roots[0] / np.linalg.norm(roots[0], axis=0)  # R = U Λ^1/2, so R U^T = Σ^1/2
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(10), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(roots[0] @ vectors.T, sqrtm_psd(cov_a[0]), rtol=0, atol=1e-13)
+    assert root_factor(np.zeros((3, 3))).shape == (3, 1) and not root_factor(np.zeros((3, 3))).any()
+    with pytest.raises(ValueError, match="square matrices"):
+        root_factor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"root_b must be a factor \[..., 10, r\]"):
+        frechet(np.zeros(10), cov_a[0], np.zeros(10), cov_a[1], root_b=np.ones((9, 2)))
+    with pytest.raises(ValueError, match="same dimension"):
+        frechet(np.zeros(10), cov_a[0], np.zeros(3), np.eye(3))
+    with pytest.raises(ValueError, match=r"mean_b must hold vectors \[..., 10\]"):
+        frechet(np.zeros(10), cov_a[0], np.zeros(3), cov_a[1])
 
 
 def test_torch_inputs_give_torch_outputs() -> None:

@@ -46,6 +46,12 @@ def patch_stats(latents, patch_size):
     return stats
 
 
+def moved_latents(model, latents, alpha=0.0, zero_shot=False):
+    """The latent step of LatentOT.apply: every patch of ``latents`` moved by T_α, folded back."""
+    own = model._own_operators(latents) if zero_shot else None
+    return model._move(latents, alpha, model._generator(), own)
+
+
 def relative(a, b):
     return float((a - b).norm() / b.norm())
 
@@ -88,12 +94,12 @@ def test_transported_statistics_match_target_for_single_pixels():
     source = smooth_fields(16, blur=1.5, seed=1)
     target = smooth_fields(16, blur=0.5, seed=2) * 0.5 + 0.2
     model = fitted_on_latents(source, target, 1)
-    moved = patch_stats(model.transport_latents(source), 1)
+    moved = patch_stats(moved_latents(model, source), 1)
     assert relative(moved.mean, model.target.mean) < 1e-4
     assert relative(moved.cov, model.target.cov) < 1e-4
     assert relative(model.source.cov, model.target.cov) > 0.5
     # a fresh source sample, not the one fitted on: up to sampling error
-    fresh = patch_stats(model.transport_latents(smooth_fields(16, blur=1.5, seed=3)), 1)
+    fresh = patch_stats(moved_latents(model, smooth_fields(16, blur=1.5, seed=3)), 1)
     assert relative(fresh.cov, model.target.cov) < 0.1
 
 
@@ -109,7 +115,7 @@ def test_transported_patches_match_target_and_folding_reduces_w2():
     moved = GaussianStats(75).update(move(patches.T[None])[0].T)
     assert relative(moved.mean, model.target.mean) < 1e-6
     assert relative(moved.cov, model.target.cov) < 1e-4
-    folded = patch_stats(model.transport_latents(source), 5)
+    folded = patch_stats(moved_latents(model, source), 5)
     assert (folded.mean - model.target.mean).abs().max() < 5e-3
     before = w2(model.source.mean, model.source.cov, model.target.mean, model.target.cov)
     after = w2(folded.mean, folded.cov, model.target.mean, model.target.cov)
@@ -122,9 +128,9 @@ def test_zero_shot_uses_each_images_own_statistics():
     model = LatentOT("pixel", patch_size=1)
     model.target.update(target.permute(0, 2, 3, 1).reshape(-1, 3))
     with pytest.raises(RuntimeError, match="not fitted"):
-        model.transport_latents(target)
+        model.transport(uniform_images(1, 24))
     images = smooth_fields(3, blur=1.5, seed=5)
-    moved = model.transport_latents(images, zero_shot=True)
+    moved = moved_latents(model, images, zero_shot=True)
     for image in moved:
         stats = GaussianStats(3).update(image.permute(1, 2, 0).reshape(-1, 3))
         assert relative(stats.cov, model.target.cov) < 1e-4
@@ -161,8 +167,8 @@ def test_eq2_mixing_and_latent_mode():
     # latent mode: T_α = (1-α) T + α id on latents (no clamping: compare latents)
     z = x_star
     for alpha in (0.3, 1.0, -0.5):
-        moved = model.transport_latents(z, alpha=alpha)
-        expected = (1 - alpha) * model.transport_latents(z) + alpha * z
+        moved = moved_latents(model, z, alpha)
+        expected = (1 - alpha) * moved_latents(model, z) + alpha * z
         assert torch.allclose(moved, expected, atol=1e-5)
 
 
@@ -177,6 +183,29 @@ def test_noise_is_seeded():
         outputs.append(model.transport(x_star))
     assert torch.equal(outputs[0], outputs[1])
     assert not torch.allclose(outputs[0], outputs[2])
+
+
+def test_apply_serves_every_decoding_from_one_transport_and_takes_latents():
+    """apply: several decodings in one call equal one sweep each (the same noise); given latents and
+    the residual reference (what latent mode gives at α = 1) change nothing; batches of 2 of 3."""
+    source, target = blurry(uniform_images(4, 32, seed=1)), uniform_images(4, 32, seed=2)
+    model = LatentOT("pixel", patch_size=3, ridge="absolute", eps=1e-6, batch_size=2)
+    model.update(source, "source").update(target, "target")
+    model.fit()
+    assert model.operator.noise_root is not None  # degenerate map: noise
+    x_star = blurry(uniform_images(3, 32, seed=3))
+    sweeps = {"direct": [0.0, 0.5, 1.0], "residual": [1.0, -0.5]}
+    both = model.apply(x_star, sweeps)
+    assert both["direct"].shape == (3, *x_star.shape) and both["residual"].shape == (2, *x_star.shape)
+    for decode, alphas in sweeps.items():
+        assert torch.equal(both[decode], model.sweep(x_star, alphas, decode=decode))
+    latents = model.encoder.encode(x_star)
+    reference = model.apply(x_star, {"direct": [1.0]}, mode="latent")["direct"][0]
+    given = model.apply(x_star, sweeps, latents=latents, reference=reference)
+    assert all(torch.equal(given[decode], both[decode]) for decode in sweeps)
+    for mode in ("pixel", "latent"):
+        residual = model.apply(x_star, {"residual": [0.0, 0.3]}, latents=latents, mode=mode)["residual"]
+        assert torch.equal(residual, model.sweep(x_star, [0.0, 0.3], mode=mode, decode="residual"))
 
 
 def test_patch_features_are_the_fitted_samples():
@@ -315,6 +344,16 @@ def test_errors():
         model.transport(x * 255)
     with pytest.raises(ValueError, match="mode"):
         model.transport(x, mode="pixels")
+    with pytest.raises(ValueError, match="decode must be one of"):
+        model.apply(x, {"indirect": [0.0]})
+    with pytest.raises(ValueError, match="sweeps must map"):
+        model.apply(x, [0.0])
+    with pytest.raises(ValueError, match="non-empty"):
+        model.sweep(x, [])
+    with pytest.raises(ValueError, match="latents must be"):
+        model.apply(x, {"direct": [0.0]}, latents=torch.zeros(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="reference must be"):
+        model.apply(x, {"residual": [0.0]}, reference=x[:1])
 
 
 # ------------------------------------------------------- the embedded encoder
@@ -337,7 +376,7 @@ def _embedded_fit_and_transport(size, n_fit, n_transport):
     assert (out - x_star).abs().mean() > 1e-3
     # on the fitted restorations, the folded transported latents are much closer to the target law
     latents = model.encoder.encode(source)     # all of them: their Gaussian is the fitted source law
-    before, after = patch_stats(latents, 5), patch_stats(model.transport_latents(latents), 5)
+    before, after = patch_stats(latents, 5), patch_stats(moved_latents(model, latents), 5)
     target_stats = model.target
     assert w2(after.mean, after.cov, target_stats.mean, target_stats.cov) < \
         0.5 * w2(before.mean, before.cov, target_stats.mean, target_stats.cov)

@@ -16,7 +16,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from dotlib import metrics as M
 from dotlib.gaussian import w2
 from dotlib.metrics import sliced_wasserstein as swd_module
-from dotlib.metrics.detail import DetailFrechet, frechet_batched
+from dotlib.metrics.detail import DetailFrechet
 from dotlib.metrics.paired import PairedBootstrap
 from dotlib.pipeline import perception_models
 from dotlib.data import load_photo, split_photos
@@ -432,14 +432,18 @@ def test_detail_index_ignores_colour_and_sees_noise(eval_tiles):
     assert index(tinted) < 0.5 * index(noise(evaluated, 10 / 255))
 
 
-def test_batched_frechet_equals_gaussian_w2():
-    rng = np.random.default_rng(4)
-    means = torch.from_numpy(rng.standard_normal((3, 5)))
-    factors = torch.from_numpy(rng.standard_normal((3, 5, 5)))
-    covs = factors @ factors.transpose(1, 2)
-    batched = frechet_batched(means[:2], covs[:2], means[1:], covs[1:])
-    for k in range(2):
-        assert batched[k].item() == pytest.approx(w2(means[k], covs[k], means[k + 1], covs[k + 1]), rel=1e-9)
+def test_detail_distance_is_w2_per_band_relative_to_the_reference_energy():
+    generator = torch.Generator().manual_seed(4)
+    index = DetailFrechet(torch.rand(3, 3, 64, 64, generator=generator))
+    stats = index.image_stats(torch.rand(4, 3, 64, 64, generator=generator))       # [images, bands, S]
+    batched = index.distance(stats)
+    assert batched.shape == (4, index.bands) and batched.dtype == torch.float64
+    mean_b, cov_b = index._gaussian(index.reference_stats)
+    for image in range(4):
+        mean_a, cov_a = index._gaussian(stats[image])
+        for band in range(index.bands):
+            expected = w2(mean_a[band], cov_a[band], mean_b[band], cov_b[band]) / cov_b[band].trace().item()
+            assert batched[image, band].item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_paired_bootstrap_of_a_set_against_itself_is_zero(eval_tiles):

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dotlib.cli import _SetMetrics
+from dotlib.cli import measure_set
 from dotlib.data import photo_pool
 from dotlib.metrics import StreamingEvaluator
 from dotlib.metrics.paired import PairedBootstrap
-from dotlib.metrics.registry import METRICS, paired_metrics, per_image_functions, study_columns
+from dotlib.metrics.registry import METRICS, paired_metrics, per_image_functions, pooled_metrics, study_columns
 from dotlib.pipeline import TABLE_COLUMNS, alpha_sweeps, fitted_designs
 
 
@@ -25,21 +25,24 @@ def test_the_three_measurement_paths_agree_on_the_same_images() -> None:
     streaming = StreamingEvaluator(clean, seed=0)
     streaming.update(clean, {"blurred": blurred}, range(8))
     streamed = streaming.compute()["blurred"]
-    command_line = _SetMetrics(list(clean), torch.device("cpu"))(list(blurred), list(clean))
-    # SWD is left out: the streaming evaluator seeds each image's patch positions by its index
-    # (independent of batching and process count), the other two draw them in one sequence
-    for key in ("psnr", "ssim", "mse", "detail"):
+    command_line = measure_set(list(blurred), list(clean), (None, None, None), torch.device("cpu"))
+    for key in ("psnr", "psnr_mean", "ssim", "mse", "swd", "detail"):
         assert streamed[key] == pytest.approx(paired[key], rel=1e-9), key
         assert command_line[key] == pytest.approx(paired[key], rel=1e-9), key
     assert 20 < paired["psnr"] < 40 and 0 < paired["detail"]   # a blur: finite, measurably worse than clean
+    pooled = -10 * torch.log10(((blurred.double() - clean.double()) ** 2).mean())   # torchmetrics' PSNR of the set
+    assert paired["psnr"] == pytest.approx(float(pooled), rel=1e-12)
+    assert paired["psnr_mean"] == pytest.approx(float((-10 * torch.log10(((blurred.double() - clean.double()) ** 2)
+                                                                          .mean(dim=(1, 2, 3)))).mean()), rel=1e-12)
 
 
 def test_the_registry_defines_every_metric_column_once() -> None:
     keys = [entry.key for entry in METRICS]
     assert len(keys) == len(set(keys))
-    assert set(per_image_functions()) == {"psnr", "ssim", "mse"}
-    assert paired_metrics() == {"psnr": False, "ssim": False, "mse": True, "lpips": True, "swd": True,
-                                "detail": True}
+    assert set(per_image_functions()) == {"psnr_mean", "ssim", "mse"}
+    assert set(pooled_metrics()) == {"psnr"} and pooled_metrics()["psnr"].source == "mse"
+    assert paired_metrics() == {"psnr": False, "psnr_mean": False, "ssim": False, "mse": True, "lpips": True,
+                                "swd": True, "detail": True}
     columns = study_columns()
     assert len(columns) == len(set(columns)) and set(columns) <= set(TABLE_COLUMNS)
     assert {f"d_{key}_lo" for key in paired_metrics()} <= set(columns) and "fid_sd" not in columns

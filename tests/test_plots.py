@@ -313,12 +313,16 @@ def test_findings_say_better_only_where_the_interval_excludes_zero():
         table[f"d_{metric}"], table[f"d_{metric}_lo"], table[f"d_{metric}_hi"] = -1.0, -2.0, -0.5
     zero = table.signal.eq("x_alpha") & np.isclose(table.alpha, 0.0)
     table.loc[zero & table.task.eq("awgn50"), ["d_detail_lo", "d_detail_hi"]] = [-0.1, 0.2]
+    table["d_swd_lo_rep"], table["d_swd_hi_rep"] = -2.0, -0.4
+    table.loc[zero & table.task.eq("awgn50"), ["d_swd_lo_rep", "d_swd_hi_rep"]] = [-1.0, 0.01]   # replicate crosses 0
     summary = tables.findings(table, alphas=(0.0,))
     assert list(summary.task) == ["awgn50", "sr4"] and list(summary.fit_split) == ["same", "same"]
+    assert "paper_claim" not in summary and summary.n_resamples.isna().all()   # one word per index, no OR
     sr4, awgn = summary.set_index("task").loc["sr4"], summary.set_index("task").loc["awgn50"]
-    assert sr4.psnr_verdict == "worse" and sr4.swd_verdict == "better" and sr4.paper_claim
-    assert awgn.detail_verdict == "no change detected" and awgn.paper_claim    # SWD better, detail unchanged
+    assert sr4.psnr_verdict == "worse" and sr4.swd_verdict == "better" and sr4.detail_verdict == "better"
+    assert awgn.detail_verdict == "no change detected" and awgn.swd_verdict == "borderline"
     assert tables.verdict(0.1, 0.3, lower_is_better=True) == "worse"
     markdown = tables.findings_markdown(summary)
     assert "| SISR ×4 · mse_net | same · direct | 0 | -1.00 [-2.00, -0.50] |" in markdown
-    assert "no change detected" in markdown and markdown.count("| yes |") == 2
+    assert markdown.rstrip().endswith("| worse | better | better |")
+    assert "| worse | borderline | no change detected |" in markdown

@@ -12,7 +12,7 @@ import torch
 from dotlib import tables
 from dotlib.data import ImageFolder
 from dotlib.dryrun import write_folder_outputs
-from dotlib.metrics import psnr
+from dotlib.metrics import mse, psnr
 from dotlib.paths import project_root
 from dotlib.runner import launch, run_folder_task
 
@@ -47,8 +47,9 @@ def test_two_processes_give_the_single_process_metrics() -> None:
     assert x_hat0.d_swd == pytest.approx(x_hat0.swd - one.table[one.table.signal.eq("x_star")].swd.iloc[0])
     assert math.isnan(x_hat0.d_swd_lo)   # set-level indices: no interval on streamed runs
     summary = tables.findings(one.table)
-    assert summary.paper_claim.isna().all() and set(summary.swd_verdict) == {"no interval"}
-    assert tables.findings_markdown(summary).rstrip().endswith("| — |")   # the claim is not assessed
+    assert set(summary.swd_verdict) == {"no interval"} and set(summary.detail_verdict) == {"no interval"}
+    assert summary.psnr_verdict.iloc[0] in ("better", "worse", "no change detected")   # pooled PSNR: delta method
+    assert tables.findings_markdown(summary).rstrip().endswith("| no interval | no interval |")
 
 
 def test_folder_restorer_outputs_are_what_the_runner_measures(tmp_path) -> None:
@@ -63,7 +64,8 @@ def test_folder_restorer_outputs_are_what_the_runner_measures(tmp_path) -> None:
     clean = torch.stack([folder[i] for i in order])
     restored = torch.stack([ImageFolder(outputs)[[p.stem for p in ImageFolder(outputs).files].index(
         folder.files[i].stem)] for i in order])
-    assert table.loc["x_star", "psnr"] == pytest.approx(float(psnr(restored, clean).mean()), rel=1e-6)
+    assert table.loc["x_star", "psnr_mean"] == pytest.approx(float(psnr(restored, clean).mean()), rel=1e-6)
+    assert table.loc["x_star", "psnr"] == pytest.approx(float(-10 * torch.log10(mse(restored, clean).mean())), rel=1e-6)
     assert run.photos == [folder.files[i].name for i in order[:4]]
 
 

@@ -73,13 +73,23 @@ def test_every_task_runs_end_to_end(task):
         one = table[table.signal.eq("x_alpha") & table.decode.eq(decode) & table.alpha.eq(1.0)].iloc[0]
         for column in ("psnr", "mse", "swd", "detail"):
             assert one[column] == star[column], column               # α = 1 is x* exactly
-            assert one[f"d_{column}"] == one[f"d_{column}_lo"] == one[f"d_{column}_hi"] == 0.0
+            assert one[f"d_{column}"] == 0.0 and np.isnan(one[f"d_{column}_lo"])   # intervals: α 0 and 0.5 only
     clean = table[table.signal.eq("x")].iloc[0]
     assert clean.mse == clean.swd == clean.detail == clean.swd_sd == clean.detail_sd == 0.0
     rows = table[table.signal.eq("x_alpha")]
-    for metric in ("psnr", "swd", "detail"):
-        assert (rows[f"d_{metric}_lo"] <= rows[f"d_{metric}"] + 1e-12).all()
-        assert (rows[f"d_{metric}"] <= rows[f"d_{metric}_hi"] + 1e-12).all()
+    assert set(rows[rows.d_psnr_lo.notna()].alpha) == {0.0, 0.5}
+    rows = rows[rows.d_psnr_lo.notna()]
+    for metric in ("psnr", "psnr_mean", "swd", "detail"):
+        for low, high in (("_lo", "_hi"), ("_lo_rep", "_hi_rep")):
+            assert (rows[f"d_{metric}{low}"] <= rows[f"d_{metric}"] + 1e-12).all()
+            assert (rows[f"d_{metric}"] <= rows[f"d_{metric}{high}"] + 1e-12).all()
+    assert (table.n_resamples == 20).all()
+    gaps = run.decodings.set_index("alpha")
+    assert list(gaps.decode) == ["residual", "residual"] and set(gaps.index) == {0.0, 0.5}
+    for alpha in (0.0, 0.5):
+        pair = rows[rows.alpha.eq(alpha)].set_index("decode")
+        assert gaps.d_psnr[alpha] == pytest.approx(pair.psnr["residual"] - pair.psnr["direct"], rel=1e-12)
+        assert gaps.d_psnr_lo[alpha] <= gaps.d_psnr[alpha] <= gaps.d_psnr_hi[alpha]
     assert set(run.missing) == {"fid", "kid", "is", "lpips"} and table.fid.isna().all()
     assert set(run.theory) == {"direct", "residual"} and len(run.ridge) == 3
 

@@ -20,9 +20,12 @@ index carries none (colour transfer leaves it unchanged).
 
 Statistics are sums (count, :math:`\sum v`, :math:`\sum v v^\top`, float64) per image, so
 sets merge by addition: a bootstrap over photos re-weights per-photo sums
-(:mod:`dotlib.metrics.paired`). Why not FID's code: the Gaussians here are 25-dimensional
-and many (bands × resamples), so the distance is computed batched
-(:func:`frechet_batched`, tested against :func:`dotlib.gaussian.w2`).
+(:mod:`dotlib.metrics.paired`), which is why the covariance is rebuilt from raw moments,
+:math:`(\sum v v^\top - n \bar v \bar v^\top) / (n - 1)`, rather than merged as
+:class:`~dotlib.gaussian.GaussianStats`. Raw moments lose digits when
+:math:`\|\bar v\|^2 \gg \operatorname{tr}\Sigma`; band-pass patches have a mean near 0, so
+little is lost here. The Gaussians are 25-dimensional and many (bands × resamples), so
+the distance is :func:`dotlib.gaussian.frechet`, batched.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..gaussian import frechet
 from .inputs import check_batch
 from .sliced_wasserstein import laplacian_pyramid
 
-__all__ = ["DetailFrechet", "frechet_batched", "grey"]
+__all__ = ["DetailFrechet", "grey"]
 
 LUMA = (0.299, 0.587, 0.114)
 _CHUNK = 4096  # patches per float32 product; their sums are accumulated in float64
@@ -45,27 +49,6 @@ def grey(images: torch.Tensor) -> torch.Tensor:
     """Luma of ``[B, 3, H, W]`` (or of each band of a colour pyramid): ``[B, 1, H, W]``."""
     weights = torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images * weights).sum(dim=1, keepdim=True)
-
-
-def _psd_root(matrices: torch.Tensor) -> torch.Tensor:
-    values, vectors = torch.linalg.eigh(matrices)
-    return (vectors * values.clamp_min(0.0).sqrt()[..., None, :]) @ vectors.transpose(-1, -2)
-
-
-def frechet_batched(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor,
-                    cov_b: torch.Tensor) -> torch.Tensor:
-    r"""Squared W2 between Gaussians, batched: means ``[..., D]``, covariances ``[..., D, D]`` -> ``[...]``.
-
-    :math:`\|\mu_a - \mu_b\|^2 + \operatorname{tr}(\Sigma_a + \Sigma_b
-    - 2 (\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2})^{1/2})`, float64, eigenvalues clipped at 0.
-    """
-    root_b = _psd_root(cov_b.double())
-    inner = root_b @ cov_a.double() @ root_b
-    inner = 0.5 * (inner + inner.transpose(-1, -2))
-    cross = torch.linalg.eigvalsh(inner).clamp_min(0.0).sqrt().sum(dim=-1)
-    traces = cov_a.double().diagonal(dim1=-2, dim2=-1).sum(-1) + cov_b.double().diagonal(dim1=-2, dim2=-1).sum(-1)
-    value = (mean_a.double() - mean_b.double()).square().sum(-1) + traces - 2.0 * cross
-    return value.clamp_min(0.0)
 
 
 class DetailFrechet:
@@ -145,7 +128,7 @@ class DetailFrechet:
         mean_b, cov_b = self._gaussian(reference_stats)
         energy = cov_b.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(1e-30)
         identical = (stats == reference_stats).all(dim=-1)   # a set against itself: 0, not rounding noise
-        return torch.where(identical, 0.0, frechet_batched(mean_a, cov_a, mean_b, cov_b) / energy)
+        return torch.where(identical, 0.0, frechet(mean_a, cov_a, mean_b, cov_b) / energy)
 
     def __call__(self, images: torch.Tensor) -> float:
         """The index of the set ``images [B, 3, H, W]`` (mean over bands)."""

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .assets import MetricUnavailable, display_path, env_path, optional_path, resolve
 from .inputs import check_pair
 
-__all__ = ["LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV", "load_lpips", "mse", "psnr", "ssim"]
+__all__ = ["LPIPS", "LPIPS_LIN_ENV", "LPIPS_VGG_ENV", "load_lpips", "mse", "psnr", "psnr_of_mse",
+           "psnr_of_mse_slope", "ssim"]
 
 LPIPS_VGG_ENV = "DOTLIB_LPIPS_VGG"
 LPIPS_LIN_ENV = "DOTLIB_LPIPS_LIN"
@@ -49,6 +51,24 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Identical images give ``inf``.
     """
     return 10.0 * torch.log10(1.0 / mse(a, b))
+
+
+def psnr_of_mse(mean_squared_error):
+    r"""PSNR in dB, data range 1, of a (pooled) mean squared error: :math:`-10 \log_{10} \mathrm{MSE}`.
+
+    Pooled over a set (the MSE of all its pixels at once), this is torchmetrics'
+    ``PeakSignalNoiseRatio()`` as the authors use it; an MSE of 0 gives ``inf``. Works
+    elementwise on floats, numpy arrays and tensors.
+    """
+    with np.errstate(divide="ignore"):
+        return -10.0 * np.log10(mean_squared_error)
+
+
+def psnr_of_mse_slope(mean_squared_error):
+    r"""Derivative of :func:`psnr_of_mse`: :math:`-10 / (\ln 10 \cdot \mathrm{MSE})` dB per unit of MSE
+    (for the delta-method interval of a pooled PSNR, :mod:`.streaming_evaluator`)."""
+    with np.errstate(divide="ignore"):
+        return -10.0 / (np.log(10.0) * mean_squared_error)
 
 
 def _gaussian_window(sigma: float, truncate: float, device: torch.device) -> torch.Tensor:

@@ -5,7 +5,9 @@ metric from here: its column name, how it is printed, which direction is better,
 it is measured per image (and so has a paired interval against x*) or per set, and how
 the authors' code computes it (``dmax/models/metrics.py``: torchmetrics classes with
 default arguments). Adding a metric means one :class:`Metric` entry here and one function
-computing it (per image: ``(images, clean) -> float64 [B]``).
+computing it: per image ``(images, clean) -> float64 [B]`` (``function``), or, for a metric
+pooled over the set, a function of the set's mean of a per-image metric (``pooled``: PSNR is
+``psnr_of_mse`` of the set's MSE, as torchmetrics computes it).
 """
 
 from __future__ import annotations
@@ -15,11 +17,25 @@ from typing import Callable
 
 import torch
 
-from .distortion import mse, psnr, ssim
+from .distortion import mse, psnr, psnr_of_mse, psnr_of_mse_slope, ssim
 
-__all__ = ["METRICS", "Metric", "metric", "paired_metrics", "per_image_functions", "study_columns"]
+__all__ = ["METRICS", "Metric", "Pooled", "metric", "paired_metrics", "per_image_functions", "pooled_metrics",
+           "study_columns"]
 
 PerImage = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """A set-level metric that is a function of the set's mean of a per-image metric.
+
+    ``value = of_mean(mean over the set's images of <source>)``; ``slope`` is its derivative,
+    which gives streamed runs a delta-method interval (:mod:`.streaming_evaluator`).
+    """
+
+    source: str
+    of_mean: Callable
+    slope: Callable
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,8 @@ class Metric:
     level: str = "image"              # "image": one value per image; "set": one value per set of images
     paired: bool = True               # has a paired difference to x* (``d_<key>``, ``_lo``, ``_hi``)
     spread: bool = True               # has a ``<key>_sd`` column
-    function: PerImage | None = None  # per-image definition (None: computed by its own accumulator)
+    function: PerImage | None = None  # per-image definition (None: pooled, or its own accumulator)
+    pooled: Pooled | None = None      # set-level value as a function of a per-image metric's set mean
     unit: str = ""                    # unit of a difference, when not given by the scale
     definition: str = ""              # as the authors' code computes it
 
@@ -50,9 +67,11 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("psnr", "PSNR", "PSNR", True, 1.0, 2, function=psnr, unit="dB",
-           definition="per image 10·log10(1 / MSE), averaged over images; the authors' torchmetrics "
-                      "PeakSignalNoiseRatio() pools the squared error over the set first (psnr_pooled)"),
+    Metric("psnr", "PSNR", "PSNR", True, 1.0, 2, level="set", pooled=Pooled("mse", psnr_of_mse, psnr_of_mse_slope),
+           unit="dB", definition="torchmetrics PeakSignalNoiseRatio() as the authors use it: 10·log10(1 / MSE), "
+                                 "the squared error pooled over every pixel of the set"),
+    Metric("psnr_mean", "mean PSNR", "mean PSNR", True, 1.0, 2, function=psnr, unit="dB",
+           definition="not the authors' table: per image 10·log10(1 / MSE), averaged over images"),
     Metric("ssim", "SSIM", "SSIM", True, 1.0, 3, function=ssim,
            definition="torchmetrics StructuralSimilarityIndexMeasure(): Gaussian window σ 1.5, mean over images"),
     Metric("mse", "MSE ×10³", r"MSE $\times 10^3$", False, 1e3, 3, function=mse,
@@ -98,9 +117,15 @@ def per_image_functions() -> dict[str, PerImage]:
     return {entry.key: entry.function for entry in METRICS if entry.function is not None}
 
 
+def pooled_metrics() -> dict[str, Pooled]:
+    """``key -> Pooled`` for every set-level metric computed from a per-image metric's set mean."""
+    return {entry.key: entry.pooled for entry in METRICS if entry.pooled is not None}
+
+
 def study_columns() -> list[str]:
     """The metric columns of every study table, in order: values and spreads, then the paired
-    differences ``d_<key>`` with their 95 % bounds."""
+    differences ``d_<key>`` with their 95 % bounds and the bounds of a replicate bootstrap."""
     values = [f"{entry.key}{suffix}" for entry in METRICS for suffix in (("", "_sd") if entry.spread else ("",))]
-    differences = [f"d_{key}{suffix}" for key in paired_metrics() for suffix in ("", "_lo", "_hi")]
+    differences = [f"d_{key}{suffix}" for key in paired_metrics()
+                   for suffix in ("", "_lo", "_hi", "_lo_rep", "_hi_rep")]
     return values + ["latent_w2_fitted"] + differences

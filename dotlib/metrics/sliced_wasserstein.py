@@ -135,16 +135,15 @@ class SlicedWasserstein:
     def _corners(self, count: int, indices: Sequence[int] | None = None) -> torch.Tensor:
         """Relative patch corners ``[count, levels, 2, P]`` in [0, 1).
 
-        Without ``indices``: drawn from ``seed`` in image order (a set always gets the same).
-        With global image ``indices``: each image's from its own generator, seeded by
-        (``seed``, index), so a streamed set gets the same patches however it is batched.
+        Each image's corners come from its own generator, seeded by (``seed``, its global
+        index); ``indices`` default to ``0 .. count-1``. A set therefore gets the same patches
+        however it is batched, streamed or split across processes, and every measurement path
+        (in memory, paired bootstrap, streamed) draws the same ones for the same images.
         """
-        shape = (self.levels, 2, self.patches_per_image)
-        if indices is None:
-            generator = torch.Generator().manual_seed(self.seed)
-            return torch.rand(count, *shape, generator=generator, dtype=torch.float64)
+        indices = range(count) if indices is None else indices
         if len(indices) != count:
             raise ValueError(f"got {len(indices)} indices for {count} images")
+        shape = (self.levels, 2, self.patches_per_image)
         return torch.stack([torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(
             (self.seed * 1_000_003 + int(index)) % (2 ** 63))) for index in indices])
 
@@ -169,8 +168,8 @@ class SlicedWasserstein:
     def descriptors(self, images: ImageSet) -> list[torch.Tensor]:
         """Raw patch descriptors, one ``float32 [N_img, P, 3, p, p]`` tensor per band.
 
-        Patch corners are drawn from ``seed`` in image order, so a set always gets the same
-        descriptors; images of equal size go through the pyramid as one batch.
+        Patch corners follow each image's position in ``images`` (:meth:`_corners`), so a set
+        always gets the same descriptors; images of equal size go through the pyramid as one batch.
         """
         items = as_list(images, "images")
         corners = self._corners(len(items))
@@ -218,7 +217,8 @@ class SlicedWasserstein:
         """:meth:`image_cdfs` of a batch from its :func:`laplacian_pyramid` (``self.levels`` bands).
 
         Lets a caller that also needs the pyramid (the detail index) compute it once.
-        ``indices``: global image indices that fix each image's patch positions (streaming).
+        ``indices``: global image indices that fix each image's patch positions (default
+        ``0 .. B-1``; a caller measuring a set in batches passes each batch's positions).
         """
         if len(bands) != self.levels:
             raise ValueError(f"expected a pyramid of {self.levels} bands, got {len(bands)}")

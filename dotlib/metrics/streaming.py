@@ -36,17 +36,13 @@ import torch
 import torch.distributed as dist
 
 from ..distributed import is_distributed
-from ..gaussian import GaussianStats
+from ..gaussian import GaussianStats, frechet, root_factor
 from .detail import DetailFrechet
 from .inception import kid
 from .sliced_wasserstein import SlicedWasserstein
 
 __all__ = ["BandSums", "FeatureGaussian", "FeatureSample", "PerImageMeans", "SetCDF", "SplitScores",
            "hash_priority"]
-
-
-def _symmetric(matrix: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (matrix + matrix.T)
 
 
 def _sum_all(tensor: torch.Tensor, group=None) -> torch.Tensor:
@@ -72,14 +68,21 @@ class PerImageMeans:
         self.device = torch.device(device)
         self.state = torch.zeros(len(self.names), 3, dtype=torch.float64, device=self.device)  # n, Σv, Σv²
 
-    def update(self, values: dict[str, torch.Tensor]) -> None:
-        """Add ``{name: per-image values [B]}`` (every name of this accumulator)."""
+    def update(self, values: dict[str, torch.Tensor], weight: float = 1.0) -> None:
+        """Add ``{name: per-image values [B]}`` (every name of this accumulator); each image counts
+        ``weight`` (its pixels, for a pooled metric: see :meth:`weighted_means`)."""
         if set(values) != set(self.names):
             raise ValueError(f"expected values for {sorted(self.names)}, got {sorted(values)}")
         for row, name in enumerate(self.names):
             value = values[name].to(self.device, torch.float64).reshape(-1)
-            self.state[row] += torch.stack([value.new_tensor(float(value.numel())), value.sum(),
+            self.state[row] += torch.stack([value.new_tensor(weight * value.numel()), value.sum(),
                                             value.square().sum()])
+
+    def weighted_means(self) -> dict[str, float]:
+        """``{name: Σ values / Σ weights}``: with values ``w_i·v_i`` and weights ``w_i`` (pixels), the
+        pixel-pooled mean of ``v`` (e.g. the MSE of every pixel of the set); NaN where none was seen."""
+        return {name: (total / count if count else math.nan)
+                for name, (count, total, _) in zip(self.names, self.state.tolist())}
 
     def reduce(self, group=None) -> None:
         _sum_all(self.state, group)
@@ -144,12 +147,10 @@ class BandSums:
 class FeatureGaussian:
     r"""FID's side of one set: the streamed Gaussian of its features.
 
-    :meth:`compute` takes the Fréchet distance to a reference set as
-    :math:`\|\mu_a - \mu_b\|^2 + \operatorname{tr}\Sigma_a + \operatorname{tr}\Sigma_b
-    - 2 \sum_i \sqrt{\lambda_i(\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2})}`, the reference's root
-    being computed once and kept (one eigendecomposition of a 2048² matrix takes seconds on a
-    CPU, and the study compares dozens of signals with one reference); equal to
-    :func:`dotlib.gaussian.w2` (tested).
+    :meth:`compute` takes the Fréchet distance to a reference set by
+    :func:`dotlib.gaussian.frechet`, the reference's :meth:`root` being computed once and kept
+    (one eigendecomposition of a 2048² matrix takes seconds on a CPU, and the study compares
+    dozens of signals with one reference); equal to :func:`dotlib.gaussian.w2` (tested).
     """
 
     def __init__(self, dim: int, device: str | torch.device = "cpu"):
@@ -165,27 +166,20 @@ class FeatureGaussian:
         self._root = None
 
     def root(self) -> torch.Tensor:
-        """``[D, r]`` factor :math:`U_r \Lambda_r^{1/2}` of this set's covariance, over its r
-        eigenvalues above rounding level (computed once): :math:`\Sigma^{1/2} = U_r \Lambda_r^{1/2} U_r^\top`."""
+        """:func:`~dotlib.gaussian.root_factor` ``[D, r]`` of this set's covariance (computed once):
+        :math:`U_r \Lambda_r^{1/2}` over its r eigenvalues above rounding level."""
         if self._root is None:
-            values, vectors = torch.linalg.eigh(self.stats.cov)
-            keep = values > values.max().clamp_min(0.0) * values.shape[0] * torch.finfo(values.dtype).eps
-            self._root = vectors[:, keep] * values[keep].sqrt()
+            self._root = root_factor(self.stats.cov)
         return self._root
 
     def compute(self, reference: "FeatureGaussian") -> float:
         """Fréchet distance (squared W2 of the Gaussians) to ``reference``.
 
-        The eigenvalues of :math:`\Sigma_b^{1/2}\Sigma_a\Sigma_b^{1/2}` other than 0 are those of
-        the ``r × r`` matrix :math:`R^\top \Sigma_a R` with :math:`R` = :meth:`root` of the
+        Through the ``r × r`` matrix :math:`R^\top \Sigma_a R`, :math:`R` = :meth:`root` of the
         reference (r <= images - 1 on small sets, so small sets cost little).
         """
         a, b = self.stats, reference.stats
-        root = reference.root()
-        inner = torch.linalg.eigvalsh(_symmetric(root.T @ a.cov @ root))
-        cross = inner.clamp_min(0.0).sqrt().sum()
-        distance = (a.mean - b.mean).square().sum() + a.cov.trace() + b.cov.trace() - 2.0 * cross
-        return max(float(distance), 0.0)
+        return float(frechet(a.mean, a.cov, b.mean, b.cov, root_b=reference.root()))
 
 
 def hash_priority(indices: np.ndarray, seed: int) -> np.ndarray:

@@ -14,7 +14,12 @@ images.
 Paired differences: for per-image metrics the difference to the baseline is averaged
 per image, with a normal 95 % interval mean ± 1.96·sd/√n (thousands of independent
 images, so the central limit theorem applies; the embedded study, with few photos,
-uses a bootstrap over photos instead). Set-level indices get no interval here.
+uses a bootstrap over photos instead). A pooled metric (PSNR of the set's MSE, as
+torchmetrics computes it) gets the delta-method interval: with per-image values
+:math:`a_i` (signal) and :math:`b_i` (baseline) of its source metric and
+:math:`f` its function of the mean, :math:`f(\bar a) - f(\bar b) \pm 1.96\,
+\mathrm{sd}_i\big(f'(\bar a) a_i - f'(\bar b) b_i\big)/\sqrt n`. Other set-level indices
+get no interval here.
 
 SWD's normalisation and grid (:class:`~dotlib.metrics.SlicedWasserstein`) and the detail
 index's pyramid depth come from ``calibration``, a small set of natural images (the
@@ -33,14 +38,39 @@ import torch
 
 from .detail import DetailFrechet
 from .inception import CleanFeatures
-from .inputs import check_batch, check_pair
+from .inputs import ImageSet, as_list, check_batch, check_pair
 from .sliced_wasserstein import SlicedWasserstein, laplacian_pyramid
-from .registry import per_image_functions
+from .registry import per_image_functions, pooled_metrics
 from .streaming import BandSums, FeatureGaussian, FeatureSample, PerImageMeans, SetCDF, SplitScores
 
 __all__ = ["StreamingEvaluator"]
 
 Z_95 = 1.959963984540054
+
+
+def _normal_bounds(metric: str, value: float, sd: float, count: int) -> dict[str, float]:
+    """Normal 95 % interval of a mean difference (``sd`` over images, ``count`` images)."""
+    half = Z_95 * sd / math.sqrt(count) if count > 1 and math.isfinite(sd) else math.nan
+    return {f"d_{metric}_lo": value - half, f"d_{metric}_hi": value + half}
+
+
+def _delta_method(pooled, signal: "_SignalState", baseline: "_SignalState", source: str) -> tuple[float, float]:
+    """``f(ā) − f(b̄)`` and the sd over images of ``f'(ā)·a_i − f'(b̄)·b_i`` (see the module notes),
+    from the streamed sums Σa, Σa², Σb, Σb² and Σ(a − b)²."""
+    row = signal.per_image.names.index(source)
+    count, sum_a, squares_a = signal.per_image.state[row].tolist()
+    _, sum_b, squares_b = baseline.per_image.state[row].tolist()
+    squares_gap = signal.difference.state[row, 2].item()
+    mean_a, mean_b = sum_a / count, sum_b / count
+    cross = 0.5 * (squares_a + squares_b - squares_gap)                          # Σ a·b
+    slope_a, slope_b = float(pooled.slope(mean_a)), float(pooled.slope(mean_b))
+    second = (slope_a ** 2 * squares_a - 2 * slope_a * slope_b * cross + slope_b ** 2 * squares_b) / count
+    first = slope_a * mean_a - slope_b * mean_b
+    variance = (second - first ** 2) * count / (count - 1) if count > 1 else math.nan
+    value = float(pooled.of_mean(mean_a)) - float(pooled.of_mean(mean_b))
+    if count < 2 or not math.isfinite(variance):   # e.g. a perfect set: MSE 0, PSNR inf
+        return value, math.nan
+    return value, math.sqrt(max(variance, 0.0))
 
 
 class _SignalState:
@@ -49,6 +79,7 @@ class _SignalState:
     def __init__(self, evaluator: "StreamingEvaluator"):
         device = evaluator.device
         self.per_image = PerImageMeans(evaluator.per_image_names, device)
+        self.pooled = PerImageMeans(tuple(source for source in evaluator.pooled_sources), device)   # pixel-weighted
         self.difference = PerImageMeans(evaluator.per_image_names, device)
         self.swd = SetCDF(evaluator.swd)
         self.detail = BandSums(evaluator.detail)
@@ -58,7 +89,7 @@ class _SignalState:
                                 if evaluator.classifier is not None else None)
 
     def accumulators(self) -> list:
-        return [a for a in (self.per_image, self.difference, self.swd, self.detail, self.fid, self.kid,
+        return [a for a in (self.per_image, self.pooled, self.difference, self.swd, self.detail, self.fid, self.kid,
                             self.inception_score) if a is not None]
 
 
@@ -67,8 +98,8 @@ class StreamingEvaluator:
 
     Parameters
     ----------
-    calibration : natural images ``[N, 3, H, W]`` in [0, 1] of the evaluated size (SWD grid
-        and normalisation, pyramid depth); a few are enough.
+    calibration : natural images in [0, 1], ``[N, 3, H, W]`` or a list of ``[3, H, W]`` of the
+        evaluated sizes (SWD grid and normalisation, pyramid depth); a few are enough.
     features : a :class:`CleanFeatures` giving ``[B, F]`` Inception features (FID, KID), or None.
     classifier : ``[K, F]`` weights turning features into class logits (IS: softmax of
         ``features @ classifier.T``, as clean-fid's Inception head), or None.
@@ -79,13 +110,13 @@ class StreamingEvaluator:
     is_splits : IS splits (image i in split i mod is_splits).
     """
 
-    def __init__(self, calibration: torch.Tensor, *, device: str | torch.device = "cpu",
+    def __init__(self, calibration: ImageSet, *, device: str | torch.device = "cpu",
                  features: CleanFeatures | None = None, classifier: torch.Tensor | None = None,
                  lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  baseline: str = "x_star", kid_capacity: int = 5000, kid_subsets: int = 100,
                  kid_subset_size: int = 1000, is_splits: int = 10, seed: int = 0,
                  swd_options: dict | None = None):
-        check_batch(calibration, "calibration")
+        items = as_list(calibration, "calibration")
         if classifier is not None and features is None:
             raise ValueError("classifier needs features: IS is computed from the Inception features")
         self.device = torch.device(device)
@@ -93,12 +124,14 @@ class StreamingEvaluator:
         self.kid_capacity, self.kid_subsets, self.kid_subset_size = kid_capacity, kid_subsets, kid_subset_size
         self.is_splits = is_splits
         self.per_image_names = tuple(per_image_functions()) + (("lpips",) if lpips is not None else ())
-        self.swd = SlicedWasserstein(calibration, seed=seed, device=device, **(swd_options or {}))
-        self.detail = DetailFrechet(calibration, levels=self.swd.levels, device=device)
+        self.pooled_sources = tuple(dict.fromkeys(pooled.source for pooled in pooled_metrics().values()))
+        self.swd = SlicedWasserstein(items, seed=seed, device=device, **(swd_options or {}))
+        smallest = min(items, key=lambda image: image.shape[-2] * image.shape[-1])
+        self.detail = DetailFrechet(smallest[None], levels=self.swd.levels, device=device)
         self.classifier = None if classifier is None else classifier.detach().to(torch.float64).cpu()
         self.feature_dim = 0
         if features is not None:
-            self.feature_dim = int(features(calibration[:1]).shape[1])
+            self.feature_dim = int(features(items[0][None]).shape[1])
             if self.classifier is not None and self.classifier.shape[1] != self.feature_dim:
                 raise ValueError(f"classifier {tuple(self.classifier.shape)} does not take "
                                  f"{self.feature_dim}-d features")
@@ -146,6 +179,9 @@ class StreamingEvaluator:
                 values["lpips"] = self.lpips(images, clean)
             per_image[name] = {k: v.to(torch.float64) for k, v in values.items()}
             self.signals[name].per_image.update(per_image[name])
+            pixels = float(images[0].numel())   # pooled metrics weight each image by its values
+            self.signals[name].pooled.update({k: per_image[name][k] * pixels for k in self.pooled_sources},
+                                             weight=pixels)
             self._set_level(self.signals[name], images, index)
         if self.baseline in per_image:
             base = per_image[self.baseline]
@@ -159,6 +195,18 @@ class StreamingEvaluator:
             for accumulator in state.accumulators():
                 accumulator.reduce(group)
 
+    def _differences(self, state: _SignalState, count: int) -> dict[str, float]:
+        """``d_m``, ``d_m_lo``, ``d_m_hi`` of one signal to the baseline, per-image and pooled metrics."""
+        out, differences = {}, state.difference.compute()
+        for metric in self.per_image_names:
+            out[f"d_{metric}"], sd = differences[metric], differences[f"{metric}_sd"]
+            out.update(_normal_bounds(metric, out[f"d_{metric}"], sd, count))
+        for metric, pooled in pooled_metrics().items():
+            value, sd = _delta_method(pooled, state, self.signals[self.baseline], pooled.source)
+            out[f"d_{metric}"] = value
+            out.update(_normal_bounds(metric, value, sd, count))
+        return out
+
     def compute(self) -> dict[str, dict[str, float]]:
         """Per signal: the study columns (``psnr``, ``psnr_sd``, ..., ``swd``, ``detail``, ``fid``,
         ``kid``, ``kid_sd``, ``is``, ``is_sd``, ``n_images``) and, for per-image metrics,
@@ -168,14 +216,11 @@ class StreamingEvaluator:
             row = dict(state.per_image.compute())
             count = int(state.per_image.state[0, 0].item())
             row["n_images"] = count
-            row["psnr_pooled"] = -10.0 * math.log10(row["mse"]) if row["mse"] > 0 else math.inf
+            pooled_means = state.pooled.weighted_means()
+            for metric, pooled in pooled_metrics().items():
+                row[metric], row[f"{metric}_sd"] = float(pooled.of_mean(pooled_means[pooled.source])), math.nan
             if self.baseline in self.signals:
-                differences = state.difference.compute()
-                for metric in self.per_image_names:
-                    value, sd = differences[metric], differences[f"{metric}_sd"]
-                    half = Z_95 * sd / math.sqrt(count) if count > 1 and math.isfinite(sd) else math.nan
-                    row[f"d_{metric}"] = value
-                    row[f"d_{metric}_lo"], row[f"d_{metric}_hi"] = value - half, value + half
+                row.update(self._differences(state, count))
             row["swd"] = state.swd.compute(self.reference.swd)
             row["detail"] = state.detail.compute(self.reference.detail)
             if state.fid is not None:

@@ -8,12 +8,41 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
 from pathlib import Path
 
+from ..io import write_text
 from ..paths import project_root
+from .outputs import STAMP_DIR
 from .schedule import Terminated, run_study
 from .spec import load_study
+
+#: ``timings_<study>.md``, written by every run in which all steps ran: the one result allowed
+#: to differ between runs (``make verify`` skips it).
+TIMINGS = STAMP_DIR.parent / "timings_{}.md"
+
+
+def machine() -> str:
+    """The CPU model and core count (Linux ``/proc/cpuinfo``, else ``platform``)."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        model = names[0] if names else model
+    return f"{model}, {os.cpu_count()} logical cores, {platform.system()}, Python {platform.python_version()}"
+
+
+def write_timings(study: str, summary: list[dict], wall: float, jobs: int) -> Path:
+    """:data:`TIMINGS`: every step's seconds and the wall time of a run in which all of them ran."""
+    lines = [f"# Timings of the last full run of the {study} study", "",
+             "The one result allowed to differ between runs and machines (it is not checked by `make verify`).",
+             "", f"- machine: {machine()}", f"- steps at once: {jobs}", f"- wall time: {wall:.0f} s",
+             f"- sum of step times: {sum(r['seconds'] for r in summary):.0f} s", "",
+             "| step | seconds |", "| :-- | --: |"]
+    lines += [f"| {record['step']} | {record['seconds']:.0f} |" for record in summary]
+    return write_text("\n".join(lines) + "\n", str(TIMINGS).format(study))
 
 
 def format_summary(summary: list[dict]) -> str:
@@ -54,5 +83,8 @@ def main(argv: list[str] | None = None) -> int:
               "run the same command again to resume", flush=True)
         return 143
     print("\n" + format_summary(summary))
-    print(f"wall time {time.perf_counter() - began:.0f} s")
+    wall = time.perf_counter() - began
+    print(f"wall time {wall:.0f} s")
+    if summary and all(record["status"] == "ran" for record in summary) and not args.only:
+        print(f"wrote {write_timings(study.name, summary, wall, args.jobs or study.jobs)}")
     return 1 if any(record["status"] in ("failed", "blocked") for record in summary) else 0
