@@ -252,12 +252,18 @@ def _root_factor(sigma: torch.Tensor) -> torch.Tensor:
 
 
 def _frechet(mu_a: torch.Tensor, sigma_a: torch.Tensor, mu_b: torch.Tensor, sigma_b: torch.Tensor,
-             factor_b: torch.Tensor) -> torch.Tensor:
-    """:func:`frechet` of float64 tensors, ``factor_b`` being :func:`root_factor` of ``sigma_b``: ``[...]``."""
-    values = torch.linalg.eigvalsh(_sym(factor_b.mT @ sigma_a @ factor_b))
+             factor_b: torch.Tensor | None) -> torch.Tensor:
+    """:func:`frechet` of float64 tensors, ``factor_b`` being :func:`root_factor` of ``sigma_b`` or None: ``[...]``."""
+    lower, info = torch.linalg.cholesky_ex(sigma_a)
+    if info.any():  # a singular Σa: through the reference's factor
+        factor_b = _root_factor(sigma_b) if factor_b is None else factor_b
+        inner = factor_b.mT @ sigma_a @ factor_b
+    else:
+        inner = lower.mT @ sigma_b @ lower
+    values = torch.linalg.eigvalsh(_sym(inner))
     cross = torch.where(values > _rank_tolerance(values, 0.0), values, 0.0).sqrt().sum(dim=-1)
-    traces = sigma_a.diagonal(dim1=-2, dim2=-1).sum(dim=-1) + sigma_b.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
-    return ((mu_a - mu_b).square().sum(dim=-1) + traces - 2.0 * cross).clamp_min(0.0)
+    trace_a, trace_b = (sigma.diagonal(dim1=-2, dim2=-1).sum(dim=-1) for sigma in (sigma_a, sigma_b))
+    return ((mu_a - mu_b).square().sum(dim=-1) + trace_a + trace_b - 2.0 * cross).clamp_min(0.0)
 
 
 def root_factor(cov: Array) -> Array:
@@ -284,14 +290,15 @@ def frechet(mean_a: Array, cov_a: Array, mean_b: Array, cov_b: Array, root_b: Ar
         = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\Sigma_a + \operatorname{tr}\Sigma_b
         - 2 \operatorname{tr}\big(\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2}\big)^{1/2}
 
-    (Dowson & Landau 1982; Givens & Shortt 1984; Gelbrich 1990). With the factor
-    :math:`R R^\top = \Sigma_b` of :func:`root_factor`, the trace of the root is
-    :math:`\sum_i \sqrt{\lambda_i}` over the eigenvalues of the ``r × r`` matrix
-    :math:`R^\top \Sigma_a R`, which are the non-zero eigenvalues of
-    :math:`\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2}` (both are those of :math:`\Sigma_a R R^\top`).
-    Eigenvalues at or below ``r·machine-eps·λ_max`` count as 0: their square roots
-    would turn rounding noise into a visible error when a covariance is singular. The
-    result is clipped at 0. Exact (no ridge).
+    (Dowson & Landau 1982; Givens & Shortt 1984; Gelbrich 1990). The trace of the root
+    is :math:`\sum_i \sqrt{\lambda_i}` over the non-zero eigenvalues of
+    :math:`\Sigma_a \Sigma_b`, taken from a symmetric matrix: :math:`L^\top \Sigma_b L`
+    with the Cholesky factor :math:`\Sigma_a = L L^\top` when every :math:`\Sigma_a` of the
+    batch is positive definite (precise when :math:`\Sigma_a` is ill-conditioned), else
+    the ``r × r`` matrix :math:`R^\top \Sigma_a R` with :math:`R R^\top = \Sigma_b`
+    (:func:`root_factor`). Eigenvalues at or below ``k·machine-eps·λ_max`` (``k × k``
+    matrix) count as 0: their square roots would turn rounding noise into a visible
+    error when a covariance is singular. The result is clipped at 0. Exact (no ridge).
 
     Parameters
     ----------
@@ -299,8 +306,8 @@ def frechet(mean_a: Array, cov_a: Array, mean_b: Array, cov_b: Array, root_b: Ar
     cov_a, cov_b : ``[..., D, D]``, symmetric positive semi-definite (not checked; :func:`w2` checks)
     root_b : ``[..., D, r]``, optional
         :func:`root_factor` of ``cov_b``, computed once for a reference compared with
-        many sets (FID of 2048-dimensional features: one eigendecomposition of the
-        reference for all signals). Computed here when not given.
+        many sets (FID of 2048-dimensional features: at most one eigendecomposition of
+        the reference for all signals). Computed here when needed and not given.
 
     Batch dimensions broadcast. Returns numpy when every array input is numpy, else
     torch (module conventions).
@@ -311,8 +318,8 @@ def frechet(mean_a: Array, cov_a: Array, mean_b: Array, cov_b: Array, root_b: Ar
     if sigma_b.shape[-1] != dim:
         raise ValueError(f"cov_a and cov_b must have the same dimension, got {dim} and {sigma_b.shape[-1]}")
     mu_a, mu_b = _vectors("mean_a", mean_a, dim, device), _vectors("mean_b", mean_b, dim, device)
-    factor = _root_factor(sigma_b) if root_b is None else _to_tensor("root_b", root_b, device)
-    if factor.ndim < 2 or factor.shape[-2] != dim:
+    factor = None if root_b is None else _to_tensor("root_b", root_b, device)
+    if factor is not None and (factor.ndim < 2 or factor.shape[-2] != dim):
         raise ValueError(f"root_b must be a factor [..., {dim}, r], got shape {tuple(factor.shape)}")
     return _out(_frechet(mu_a, sigma_a, mu_b, sigma_b, factor), as_numpy)
 
@@ -326,12 +333,13 @@ def w2(mean_s: Array, cov_s: Array, mean_t: Array, cov_t: Array) -> float:
 
     :func:`frechet` of validated inputs (``[D]``, ``[D, D]``; symmetric and positive
     semi-definite up to rounding, else ``ValueError``): the trace of the root is
-    :math:`\sum_i \sqrt{\lambda_i}` over the eigenvalues of :math:`R^\top \Sigma_s R`,
-    :math:`R R^\top = \Sigma_t` (:func:`root_factor`). Exact (no ridge). Eigenvalues
-    below rounding level (``D·machine-eps·λ_max`` for :math:`\Sigma_t`,
-    ``r·machine-eps·λ_max`` for the ``r × r`` product) count as 0: their square roots
-    would turn rounding noise into a visible error when a covariance is singular. The
-    result is clipped at 0. Returns a Python float. POT's
+    :math:`\sum_i \sqrt{\lambda_i}` over the eigenvalues of :math:`L^\top \Sigma_t L`,
+    :math:`\Sigma_s = L L^\top` (Cholesky, eigenvector-free ``eigvalsh``), or of
+    :math:`R^\top \Sigma_s R`, :math:`R R^\top = \Sigma_t` (:func:`root_factor`), when
+    :math:`\Sigma_s` is singular. Exact (no ridge). Eigenvalues below rounding level
+    (``k·machine-eps·λ_max`` for a ``k × k`` matrix) count as 0: their square roots would
+    turn rounding noise into a visible error when a covariance is singular. The result
+    is clipped at 0. Returns a Python float. POT's
     ``ot.gaussian.bures_wasserstein_distance`` returns the square root of this.
     """
     _, device = _target(mean_s, cov_s, mean_t, cov_t)
@@ -341,7 +349,7 @@ def w2(mean_s: Array, cov_s: Array, mean_t: Array, cov_t: Array) -> float:
     dim = sigma_s.shape[0]
     mu_s = _mean("mean_s", mean_s, dim, device)
     mu_t = _mean("mean_t", mean_t, dim, device)
-    return _frechet(mu_s, sigma_s, mu_t, sigma_t, _root_factor(sigma_t)).item()
+    return _frechet(mu_s, sigma_s, mu_t, sigma_t, None).item()
 
 
 # --------------------------------------------------------------------------- maps

@@ -372,14 +372,21 @@ def run_task(
                 for decode in decodes}
     x, star = pool.evaluated_images("x"), pool.evaluated_images("x_star")
     w2_dim = pixel_w2_per_dim(star, x)
-    theory = {decode: theory_check(x, star, image, round_trip_star, w2_dim=w2_dim)
-              for decode, image in headline.items()}
+    theory = {decode: {**theory_check(x, star, image, round_trip_star, w2_dim=w2_dim),
+                       **_cost_interval(table, fit_split, decode)} for decode, image in headline.items()}
     ridge_table = _ridge_ablation(pool.vae, pool.design, pool.stats_clean, pool.stats_star, pool.z_star,
                                   pool.x_star, patch_size, fit_split)
     images = {"x": x, "y": pool.y[pool.evaluated], "x_star": star, "xe": signals[1][1],
               "x_hat0": headline[decodes[0]], **{f"x_hat0_{decode}": image for decode, image in headline.items()}}
     return TaskRun(table=table, images=images, photos=pool.photos, theory=theory, ridge=ridge_table,
                    missing=missing, description=pool.design.description, decodings=decodings)
+
+
+def _cost_interval(table: pd.DataFrame, fit_split: str, decode: str) -> dict[str, float]:
+    """The paired 95 % interval of x̂0's pooled PSNR cost (``-d_psnr``): ``psnr_cost_lo``, ``psnr_cost_hi``."""
+    row = table[table.signal.eq("x_alpha") & table.fit_split.eq(fit_split) & table.decode.eq(decode)
+                & np.isclose(table.alpha.fillna(-99.0), 0.0)].iloc[0]
+    return {"psnr_cost_lo": -float(row.d_psnr_hi), "psnr_cost_hi": -float(row.d_psnr_lo)}
 
 
 def decoding_gaps(bootstrap: PairedBootstrap, rows: list[tuple[str, dict]], decodes: Sequence[str]) -> pd.DataFrame:

@@ -326,3 +326,18 @@ def test_findings_say_better_only_where_the_interval_excludes_zero():
     assert "| SISR ×4 · mse_net | same · direct | 0 | -1.00 [-2.00, -0.50] |" in markdown
     assert markdown.rstrip().endswith("| worse | better | better |")
     assert "| worse | borderline | no change detected |" in markdown
+
+
+def test_planes_frame_the_path_show_intervals_and_point_to_a_far_y():
+    table = study_table()
+    table.loc[table.signal.eq("y"), ["mse", "swd"]] = [1.0, 10.0]        # far outside the path's frame
+    table["mse_sd"], table["swd_sd"] = 1e-4, 5e-3
+    fig = plots.perception_distortion(table, task="sr4")
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] < 1e3 and ax.get_ylim()[1] < 1e4               # y does not stretch the axes
+    texts = [t.get_text() for t in ax.texts]
+    assert "y: 1e+03, 1e+04" in texts                                       # its values, at the frame's edge
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 3                                                   # x*, x̂0.5 and x̂0
+    assert_nothing_clipped(fig)
+    plt.close(fig)

@@ -149,8 +149,9 @@ class FeatureGaussian:
 
     :meth:`compute` takes the Fréchet distance to a reference set by
     :func:`dotlib.gaussian.frechet`, the reference's :meth:`root` being computed once and kept
-    (one eigendecomposition of a 2048² matrix takes seconds on a CPU, and the study compares
-    dozens of signals with one reference); equal to :func:`dotlib.gaussian.w2` (tested).
+    for the sets of singular covariance (one eigendecomposition of a 2048² matrix takes
+    seconds on a CPU, and the study compares dozens of signals with one reference); equal to
+    :func:`dotlib.gaussian.w2` (tested).
     """
 
     def __init__(self, dim: int, device: str | torch.device = "cpu"):
@@ -175,8 +176,9 @@ class FeatureGaussian:
     def compute(self, reference: "FeatureGaussian") -> float:
         """Fréchet distance (squared W2 of the Gaussians) to ``reference``.
 
-        Through the ``r × r`` matrix :math:`R^\top \Sigma_a R`, :math:`R` = :meth:`root` of the
-        reference (r <= images - 1 on small sets, so small sets cost little).
+        A singular :math:`\Sigma_a` (fewer images than dimensions) goes through the ``r × r``
+        matrix :math:`R^\top \Sigma_a R`, :math:`R` = :meth:`root` of the reference (r <= images - 1
+        on a small reference).
         """
         a, b = self.stats, reference.stats
         return float(frechet(a.mean, a.cov, b.mean, b.cov, root_b=reference.root()))

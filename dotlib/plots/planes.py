@@ -156,10 +156,12 @@ def _draw_alpha_path(ax, alphas: np.ndarray, xs: np.ndarray, ys: np.ndarray, nor
 
 
 def _draw_named_points(ax, rows: pd.DataFrame, sweep: pd.DataFrame, perception: str, distortion: str,
-                       y_text: str | None) -> tuple[list[Line2D], list[tuple[float, float, float]]]:
-    """x* (restorer), x̂0 (α = 0), D(E(x)) and y marked as in :data:`SIGNAL_STYLES`, where they have values.
+                       y_text: str | None) -> tuple[list[Line2D], list[tuple[float, float, float]],
+                                                    tuple[float, float] | None]:
+    """x* (restorer), x̂0 (α = 0) and D(E(x)) marked as in :data:`SIGNAL_STYLES`, where they have values.
 
-    Returns their legend entries and their ``(x, y, half size in pt)``.
+    Returns the legend entries (y's included), the ``(x, y, half size in pt)`` of the markers
+    and y's point, drawn by :func:`_place_y` once the frame is set (None without values).
     """
     p_scale, d_scale = _axis(perception)[1], _axis(distortion)[1]
     named = {
@@ -168,18 +170,67 @@ def _draw_named_points(ax, rows: pd.DataFrame, sweep: pd.DataFrame, perception: 
         "xe": rows[rows.signal.eq("xe")],
         "y": rows[rows.signal.eq("y")],
     }
-    handles, markers = [], []
+    handles, markers, y_point = [], [], None
     for key, subset in named.items():
         x, y = _value(subset, distortion) * d_scale, _value(subset, perception) * p_scale
-        if math.isfinite(x) and math.isfinite(y):
-            style = SIGNAL_STYLES[key]
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        style = SIGNAL_STYLES[key]
+        if key == "y":
+            y_point = (x, y)
+        else:
             markers.append((x, y, 0.5 * math.sqrt(style["size"]) + 0.5))
             ax.scatter([x], [y], marker=style["marker"], color=style["color"], s=style["size"],
                        zorder=style["zorder"], edgecolors="black", linewidths=0.5)
-            label = (y_text or y_label(str(rows.iloc[0].task))) if key == "y" else style["label"]
-            handles.append(Line2D([], [], marker=style["marker"], color=style["color"], linestyle="",
-                                  markeredgecolor="black", markeredgewidth=0.5, label=label))
-    return handles, markers
+        label = (y_text or y_label(str(rows.iloc[0].task))) if key == "y" else style["label"]
+        handles.append(Line2D([], [], marker=style["marker"], color=style["color"], linestyle="",
+                              markeredgecolor="black", markeredgewidth=0.5, label=label))
+    return handles, markers, y_point
+
+
+#: Half-width of the plotted intervals, in bootstrap standard deviations (a normal 95 % interval).
+Z_95 = 1.959963984540054
+INTERVAL_LABEL = "95 % interval of a value"
+
+
+def _draw_intervals(ax, rows: pd.DataFrame, sweep: pd.DataFrame, perception: str, distortion: str) -> list[Line2D]:
+    """Error bars of ±1.96 bootstrap sd (``<column>_sd``) on both axes at x*, x̂0.5 and x̂0."""
+    points = [rows[rows.signal.eq("x_star")], sweep[np.isclose(sweep.alpha, 0.5)], sweep[np.isclose(sweep.alpha, 0.0)]]
+    drawn = False
+    for subset in points:
+        values = [(_value(subset, column) * _axis(column)[1], Z_95 * _value(subset, f"{column}_sd") * _axis(column)[1])
+                  for column in (distortion, perception)]
+        if all(math.isfinite(v) and math.isfinite(e) for v, e in values):
+            (x, x_err), (y, y_err) = values
+            ax.errorbar([x], [y], xerr=[[min(x_err, 0.95 * x)], [x_err]], yerr=[[min(y_err, 0.95 * y)], [y_err]],
+                        fmt="none", ecolor="0.15", elinewidth=0.7, capsize=1.5, zorder=7)
+            drawn = True
+    return [Line2D([], [], color="0.15", linewidth=0.7, marker="|", label=INTERVAL_LABEL)] if drawn else []
+
+
+def _place_y(ax, point: tuple[float, float] | None, label: str) -> list[tuple[float, float, float]]:
+    """y at its place when inside the frame; else just inside the frame's edge, with an arrow
+    outwards and its values. Returns the marker as ``(x, y, half size in pt)`` in data units."""
+    if point is None:
+        return []
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    style = SIGNAL_STYLES["y"]
+    to_axes = ax.transAxes.inverted().transform(ax.transData.transform(point))
+    inside = bool(((to_axes >= 0.0) & (to_axes <= 1.0)).all())
+    where = to_axes if inside else np.clip(to_axes, 0.08, 0.92)
+    shown = tuple(ax.transData.inverted().transform(ax.transAxes.transform(where)))
+    ax.scatter([shown[0]], [shown[1]], marker=style["marker"], color=style["color"], s=style["size"],
+               zorder=style["zorder"], edgecolors="black", linewidths=0.5)
+    if not inside:
+        direction = np.sign(to_axes - 0.5) * (np.abs(to_axes - 0.5) > 0.42)
+        ax.annotate("", xy=tuple(where + 0.075 * direction), xytext=tuple(where), xycoords="axes fraction",
+                    arrowprops={"arrowstyle": "->", "color": "0.2", "linewidth": 0.8, "shrinkA": 5, "shrinkB": 0})
+        right = where[0] > 0.5
+        ax.annotate(f"{label} {point[0]:.3g}, {point[1]:.3g}", xy=tuple(where), xycoords="axes fraction",
+                    xytext=(-8 if right else 8, 0), textcoords="offset points", ha="right" if right else "left",
+                    va="center", fontsize=6, color="0.2")
+    return [(shown[0], shown[1], 0.5 * math.sqrt(style["size"]) + 0.5)]
 
 
 def _draw_clean_line(ax, rows: pd.DataFrame, perception: str, log: bool) -> list[Line2D]:
@@ -209,13 +260,13 @@ def _finish_plane_axes(ax, perception: str, distortion: str, log: bool, title: s
 def _draw_plane(ax, rows: pd.DataFrame, perception: str, distortion: str, log: bool,
                 label_alphas: Sequence[float], norm: Normalize, y_text: str | None = None
                 ) -> tuple[list[Line2D], list[tuple[float, float, float]], list[tuple[float, float, float]],
-                           list[tuple[float, float]]]:
+                           list[tuple[float, float]], tuple[float, float] | None]:
     """Draw one perception–distortion plane on ``ax``.
 
     Returns the legend entries, the ``(alpha, x, y)`` points to label once the figure is
     laid out (:func:`_label_alphas`), the ``(x, y, half size in pt)`` of the large
-    markers, which labels never cover, and the ``(x, y)`` of the α path, which they avoid
-    where they can. ``y_text``: the legend text of y (default: :func:`y_label` of the task).
+    markers, which labels never cover, the ``(x, y)`` of the α path, which they avoid
+    where they can, and y's point, for :func:`_place_y` once everything else is drawn. ``y_text``: the legend text of y (default: :func:`y_label` of the task).
     """
     for column in (perception, distortion):
         if column not in rows or rows[column].notna().sum() == 0:
@@ -223,13 +274,13 @@ def _draw_plane(ax, rows: pd.DataFrame, perception: str, distortion: str, log: b
     first = rows.iloc[0]
     sweep, alphas, xs, ys = _sweep_points(rows, perception, distortion)
     handles = _draw_alpha_path(ax, alphas, xs, ys, norm)
-    named, markers = _draw_named_points(ax, rows, sweep, perception, distortion, y_text)
-    handles += named
+    named, markers, y_point = _draw_named_points(ax, rows, sweep, perception, distortion, y_text)
+    handles += named + _draw_intervals(ax, rows, sweep, perception, distortion)
     handles += _draw_clean_line(ax, rows, perception, log)
     _finish_plane_axes(ax, perception, distortion, log, f"{task_label(str(first.task))} — {first.restorer}")
     wanted = [float(a) for a in label_alphas] + ([float(alphas[0]), float(alphas[-1])] if len(alphas) else [])
     to_label = [(a, x, y) for w in wanted for a, x, y in zip(alphas, xs, ys) if math.isclose(a, w, abs_tol=1e-9)]
-    return handles, to_label, markers, list(zip(xs.tolist(), ys.tolist()))
+    return handles, to_label, markers, list(zip(xs.tolist(), ys.tolist())), y_point
 
 
 def _alpha_norm(rows: pd.DataFrame) -> Normalize:
@@ -257,9 +308,11 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
     α ∈ [0, 1], the theory's tradeoff (Freirich et al. 2021), dashed and lighter for
     extrapolation (α < 0 or α > 1). α is written at ``label_alphas`` and at both ends,
     in that order, where the label fits (inside the axes, over no marker or label).
-    x* (restorer), x̂0 (α = 0), D(E(x)) and y (see :func:`y_label`) are marked; the
-    clean set x, whose distortion is 0, is a dotted horizontal line at its perceptual
-    index (when positive). ``log``: logarithmic perception axis, and distortion axis when
+    x* (restorer), x̂0 (α = 0), D(E(x)) and y (see :func:`y_label`) are marked, with 95 %
+    intervals (±1.96 bootstrap sd over photos, where the table has ``_sd`` columns) at x*,
+    x̂0.5 and x̂0. The axes frame x*, the α path and D(E(x)); a y outside that frame is drawn
+    at its edge with an arrow and its values. The clean set x, whose distortion is 0, is a
+    dotted horizontal line at its perceptual index (when positive). ``log``: logarithmic perception axis, and distortion axis when
     it is MSE, with readable ticks (:func:`log_ticks`).
     Tables with ``fit_split``/``decode`` columns: the sweep of ``fit_split``, the first of
     ``decodes`` coloured by α, the second as a plain blue path with a hollow x̂0.
@@ -268,11 +321,12 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 1.05 * COLUMN_WIDTH), layout="constrained")
     norm = _alpha_norm(rows)
     main = _decode_rows(rows, decodes[0] if decodes else None)
-    handles, to_label, markers, path = _draw_plane(ax, main, perception, distortion, log, label_alphas, norm)
+    handles, to_label, markers, path, y_point = _draw_plane(ax, main, perception, distortion, log, label_alphas, norm)
     for decode in list(decodes)[1:2]:
         extra, hollow = _draw_second_sweep(ax, rows, perception, distortion, decode)
         handles += extra
         markers += hollow
+    markers += _place_y(ax, y_point, "y:")
     _alpha_colorbar(fig, norm, ax)
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, handlelength=1.6)
     _readable_log_axes(fig, [ax])
@@ -306,12 +360,13 @@ def perception_distortion_grid(table: pd.DataFrame, perception: str = "swd", dis
     for ax, (task, restorer) in zip(axes.flat, combos):
         rows = _select(table, task, restorer, fit_split)
         main = _decode_rows(rows, decodes[0] if decodes else None)
-        panel_handles, to_label, markers, path = _draw_plane(ax, main, perception, distortion, log, label_alphas,
-                                                             norm, y_text=y_text)
+        panel_handles, to_label, markers, path, y_point = _draw_plane(ax, main, perception, distortion, log,
+                                                                      label_alphas, norm, y_text=y_text)
         for decode in list(decodes)[1:2]:
             extra, hollow = _draw_second_sweep(ax, rows, perception, distortion, decode)
             panel_handles += extra
             markers += hollow
+        markers += _place_y(ax, y_point, "y:")
         labels.append((ax, to_label, markers, path))
         for handle in panel_handles:
             handles.setdefault(handle.get_label(), handle)
