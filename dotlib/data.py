@@ -36,6 +36,7 @@ __all__ = [
     "crop_batch",
     "embedded_crops",
     "image_files",
+    "resize_and_crop",
     "load_image",
     "load_photo",
     "PHOTO_POOL",
@@ -401,6 +402,24 @@ def photo_folds(names: Sequence[str], n_folds: int, seed: int = 0) -> list[list[
     return [sorted(unique[i] for i in order[fold::n_folds]) for fold in range(n_folds)]
 
 
+def resize_and_crop(image: torch.Tensor, resize: int | None, crop: int | None) -> torch.Tensor:
+    """dotlib's preparation of ``image [3, H, W]``: the short side scaled to ``resize`` pixels
+    (bicubic, antialiased, clamped to [0, 1]), then a centre ``crop``² square; None skips either."""
+    if resize is not None:
+        height, width = image.shape[-2:]
+        scale = resize / min(height, width)
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        image = torch.nn.functional.interpolate(
+            image[None], size=size, mode="bicubic", align_corners=False, antialias=True
+        )[0].clamp(0.0, 1.0)
+    if crop is not None:
+        image = _fit_for_crop(image, crop)
+        height, width = image.shape[-2:]
+        top, left = (height - crop) // 2, (width - crop) // 2
+        image = image[:, top:top + crop, left:left + crop]
+    return image
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """Every image under ``root`` (recursive, sorted), e.g. an ImageNet or DIV2K folder.
 
@@ -432,20 +451,7 @@ class ImageFolder(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        image = load_image(self.files[index])
-        if self.resize is not None:
-            height, width = image.shape[-2:]
-            scale = self.resize / min(height, width)
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
-            image = torch.nn.functional.interpolate(
-                image[None], size=size, mode="bicubic", align_corners=False, antialias=True
-            )[0].clamp(0.0, 1.0)
-        if self.crop is not None:
-            image = _fit_for_crop(image, self.crop)
-            height, width = image.shape[-2:]
-            top, left = (height - self.crop) // 2, (width - self.crop) // 2
-            image = image[:, top:top + self.crop, left:left + self.crop]
-        return image
+        return resize_and_crop(load_image(self.files[index]), self.resize, self.crop)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return (self[index] for index in range(len(self)))

@@ -200,7 +200,7 @@ def _spectral(vectors: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 
 
 def _rank_tolerance(values: torch.Tensor, eps: float) -> torch.Tensor:
-    """Eigenvalues ``[..., D]`` at or below this ``[..., 1]`` count as zero: ``max(eps, D · machine-eps · λ_max)``."""
+    """Eigenvalues ``[..., D]`` at or below this ``[..., 1]`` count as 0: ``max(eps, D·machine-eps·λ_max)``."""
     largest = values.amax(dim=-1, keepdim=True).clamp_min(0.0)
     return (largest * (values.shape[-1] * torch.finfo(torch.float64).eps)).clamp_min(eps)
 
@@ -244,6 +244,9 @@ def _vectors(name: str, value: Any, dim: int, device: torch.device) -> torch.Ten
 
 def _root_factor(sigma: torch.Tensor) -> torch.Tensor:
     """:func:`root_factor` of float64 ``[..., D, D]``: ``[..., D, r]``."""
+    lower, info = torch.linalg.cholesky_ex(sigma)
+    if not info.any():
+        return lower
     values, vectors = torch.linalg.eigh(sigma)
     kept = values > _rank_tolerance(values, 0.0)
     rank = max(int(kept.sum(dim=-1).max().item()), 1)
@@ -262,20 +265,23 @@ def _frechet(mu_a: torch.Tensor, sigma_a: torch.Tensor, mu_b: torch.Tensor, sigm
         inner = lower.mT @ sigma_b @ lower
     values = torch.linalg.eigvalsh(_sym(inner))
     cross = torch.where(values > _rank_tolerance(values, 0.0), values, 0.0).sqrt().sum(dim=-1)
-    trace_a, trace_b = (sigma.diagonal(dim1=-2, dim2=-1).sum(dim=-1) for sigma in (sigma_a, sigma_b))
+    # traces summed in order, as torch.trace does (a reduction differs in the last bits)
+    trace_a, trace_b = (sigma.diagonal(dim1=-2, dim2=-1).cumsum(dim=-1)[..., -1] for sigma in (sigma_a, sigma_b))
     return ((mu_a - mu_b).square().sum(dim=-1) + trace_a + trace_b - 2.0 * cross).clamp_min(0.0)
 
 
 def root_factor(cov: Array) -> Array:
-    r"""Factor ``R [..., D, r]`` of covariances ``[..., D, D]``, the reference side of :func:`frechet`.
+    r"""Factor ``R [..., D, r]`` of covariances ``[..., D, D]``, :math:`R R^\top = \Sigma` (for :func:`frechet`).
+
+    The Cholesky factor (``r = D``) when every matrix is positive definite; otherwise
 
     .. math::
         R = U_r \Lambda_r^{1/2}, \qquad R R^\top = \Sigma, \qquad R\, U_r^\top = \Sigma^{1/2},
 
     :math:`\Sigma = U \Lambda U^\top` (symmetric eigendecomposition) restricted to the
     eigenvalues above ``D·machine-eps·λ_max``; the others, rounding noise of a singular
-    covariance, count as 0. Over a batch, ``r`` is the largest rank (at least 1) and a
-    matrix of lower rank has zero columns. Inputs are assumed symmetric positive
+    covariance, count as 0. Over a batch, ``r`` is then the largest rank (at least 1) and
+    a matrix of lower rank has zero columns. Inputs are assumed symmetric positive
     semi-definite (not checked; :func:`w2` checks).
     """
     as_numpy, device = _target(cov)
@@ -334,9 +340,10 @@ def w2(mean_s: Array, cov_s: Array, mean_t: Array, cov_t: Array) -> float:
     :func:`frechet` of validated inputs (``[D]``, ``[D, D]``; symmetric and positive
     semi-definite up to rounding, else ``ValueError``): the trace of the root is
     :math:`\sum_i \sqrt{\lambda_i}` over the eigenvalues of :math:`L^\top \Sigma_t L`,
-    :math:`\Sigma_s = L L^\top` (Cholesky, eigenvector-free ``eigvalsh``), or of
-    :math:`R^\top \Sigma_s R`, :math:`R R^\top = \Sigma_t` (:func:`root_factor`), when
-    :math:`\Sigma_s` is singular. Exact (no ridge). Eigenvalues below rounding level
+    :math:`\Sigma_s = L L^\top` (Cholesky, eigenvector-free ``eigvalsh``), or, when
+    :math:`\Sigma_s` is singular, of :math:`R^\top \Sigma_s R`, :math:`R R^\top = \Sigma_t`
+    (:func:`root_factor`: Cholesky, or eigendecomposition when :math:`\Sigma_t` is singular
+    too). Exact (no ridge). Eigenvalues below rounding level
     (``k·machine-eps·λ_max`` for a ``k × k`` matrix) count as 0: their square roots would
     turn rounding noise into a visible error when a covariance is singular. The result
     is clipped at 0. Returns a Python float. POT's

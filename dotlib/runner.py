@@ -38,8 +38,8 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from .data import ImageFolder
-from .degradations import degrade, get_degradation
+from .protocol import PreparedFolder, check_protocol, degraded
+from .degradations import get_degradation
 from .distributed import end_processes, start_processes
 from .encoders import load_encoder
 from .gaussian import GaussianStats
@@ -85,7 +85,7 @@ class _Indexed(torch.utils.data.Dataset):
     image is fitted or evaluated.
     """
 
-    def __init__(self, folder: ImageFolder, positions: Sequence[int]):
+    def __init__(self, folder: PreparedFolder, positions: Sequence[int]):
         self.folder, self.positions = folder, list(positions)
 
     def __len__(self) -> int:
@@ -109,9 +109,9 @@ def _loader(dataset: _Indexed, rank: int, world: int, batch_size: int, workers: 
 # ------------------------------------------------------------------------------ pieces
 
 
-def _degraded(task: str, clean: torch.Tensor, indices: torch.Tensor, seed: int) -> torch.Tensor:
-    """y of each image with noise seeded by its file position (independent of batching)."""
-    return torch.cat([degrade(task, image[None], seed=seed + 20 + int(index)) for image, index in zip(clean, indices)])
+def _degraded(task: str, clean: torch.Tensor, indices: torch.Tensor, seed: int, protocol: str) -> torch.Tensor:
+    """y of each image by ``protocol``, with noise seeded by its file position (independent of batching)."""
+    return torch.stack([degraded(task, image, protocol, seed + 20 + int(index)) for image, index in zip(clean, indices)])
 
 
 def _restored(model, y: torch.Tensor, names: list[str], size: tuple[int, int]) -> torch.Tensor:
@@ -159,6 +159,7 @@ def run_folder_task(
     ablation_splits: Sequence[str] = (),
     decodes: Sequence[str] = ("direct",),
     size: int = 512,
+    protocol: str = "dotlib",
     n_fit: int = 16,
     max_eval: int | None = None,
     alphas: Sequence[float] = (0.0,),
@@ -184,7 +185,9 @@ def run_folder_task(
     Images are sorted by path and shuffled by ``seed``; the first ``n_fit`` are fitted
     (``fit_split="same"``: target = those images, source = their restorations; ``disjoint``:
     the source is the next ``n_fit`` images), every other image is evaluated (``max_eval``
-    caps it), each resized (short side ``size``) and centre-cropped to ``size``². Signals:
+    caps it), each prepared at ``size``² by ``protocol`` (:mod:`dotlib.protocol`: ``"authors"``, their
+    centre square resized bilinearly and their degradations; ``"dotlib"``, short side ``size``
+    then a centre crop, and :mod:`dotlib.degradations`). Signals:
     ``x``, ``xe`` = D(E(x)), ``y`` (upsampled), ``x_star`` and ``x_alpha`` for ``alphas`` (the
     first decoding of ``fit_split``), ``secondary_alphas`` (its other decodings) and α = 0
     (each of ``ablation_splits``). ``border``, ``clip_x_hat0``, ``latent``, ``ridge``, ``eps``
@@ -195,9 +198,10 @@ def run_folder_task(
     splits = fitted_designs(fit_split, ablation_splits, FOLDER_SPLITS)
     decodes = check_decodes(decodes)
     _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers)
+    check_protocol(protocol)
     rank, world, device_ = start_processes(device)
 
-    folder = ImageFolder(data, resize=size, crop=size)
+    folder = PreparedFolder(data, protocol, size)
     extra = n_fit if "disjoint" in splits else 0
     order, evaluated = _shuffled(folder, n_fit + extra, max_eval, seed, max(2, world))
     options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
@@ -223,20 +227,20 @@ def run_folder_task(
     images = {key: torch.cat(parts) for key, parts in kept.items()}
     images["x_hat0"] = images[f"x_hat0_{decodes[0]}"]
     description = (f"{display_path(data)}: {n_fit} fitting images ({fit_split}), {len(evaluated)} evaluated at "
-                   f"{size}², {world} process{'es' if world > 1 else ''} (shuffled with seed {seed}); metrics "
+                   f"{size}² ({protocol} protocol), {world} process{'es' if world > 1 else ''} (shuffled with seed {seed}); metrics "
                    f"streamed (per-image differences to x* with normal 95 % intervals over images)")
     return FolderRun(table=_folder_table(evaluator.compute(), labels, operators), images=images, photos=kept_names,
                      missing=missing, description=description)
 
 
-def _shuffled(folder: ImageFolder, fitted: int, max_eval: int | None, seed: int,
+def _shuffled(folder: PreparedFolder, fitted: int, max_eval: int | None, seed: int,
               needed: int) -> tuple[list[int], list[int]]:
     """``(order, evaluated)``: the folder's positions shuffled by ``seed``, and those after the
     first ``fitted`` (at most ``max_eval``); ``ValueError`` when fewer than ``needed`` remain."""
     order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
     evaluated = order[fitted:][:max_eval]
     if len(evaluated) < needed:
-        raise ValueError(f"{folder.root} holds {len(folder)} images: {fitted} are fitted and {len(evaluated)} "
+        raise ValueError(f"{folder.folder.root} holds {len(folder)} images: {fitted} are fitted and {len(evaluated)} "
                          f"remain to evaluate; at least {needed} are needed")
     return order, evaluated
 
@@ -257,7 +261,7 @@ class _FolderRun:
     """What every step of a folder run needs: the data, the models and where this process stands."""
 
     task: str
-    folder: ImageFolder
+    folder: PreparedFolder
     names: list[str]            # file name of each image of the folder
     model: object               # the restorer
     vae: object                 # the encoder
@@ -270,7 +274,7 @@ class _FolderRun:
 
     def restored(self, clean: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(y, x*)`` of clean images at these file positions (y's noise seeded by position)."""
-        y = _degraded(self.task, clean.cpu(), positions, self.seed).to(self.device)
+        y = _degraded(self.task, clean.cpu(), positions, self.seed, self.folder.protocol).to(self.device)
         return y, _restored(self.model, y, [self.names[int(p)] for p in positions], (self.size, self.size))
 
 

@@ -90,11 +90,14 @@ def test_frechet_is_w2_batched_and_matches_pot() -> None:
     mean_a, cov_a, mean_b, cov_b = _gaussian_batch(rng, 12)
     batched = frechet(mean_a, cov_a, mean_b, cov_b)
     assert isinstance(batched, np.ndarray) and batched.shape == (8,) and batched.dtype == np.float64
+    # the batch holds singular Σa, so it goes through root_factor(Σb); w2 of a positive definite Σa
+    # goes through the Cholesky factor of Σa
     single = np.array([w2(*pair) for pair in zip(mean_a, cov_a, mean_b, cov_b)])
     np.testing.assert_allclose(batched, single, rtol=1e-12, atol=1e-12)
-    # POT (no rank tolerance) on the positive definite pairs, the exact value on the commuting pair
+    # POT (no rank tolerance) on the positive definite pairs, both routes; the exact value on the commuting pair
     pot = ot.gaussian.bures_wasserstein_distance(mean_a[:2], mean_b[:2], cov_a[:2], cov_b[:2], paired=True)
     np.testing.assert_allclose(batched[:2], np.asarray(pot) ** 2, rtol=1e-8)
+    np.testing.assert_allclose(frechet(mean_a[:2], cov_a[:2], mean_b[:2], cov_b[:2]), np.asarray(pot) ** 2, rtol=1e-8)
     diag = np.sqrt(np.diagonal(cov_a[6])) - np.sqrt(np.diagonal(cov_b[6]))
     assert batched[6] == pytest.approx(np.sum((mean_a[6] - mean_b[6]) ** 2) + diag @ diag, rel=1e-14)
     assert batched[5] == pytest.approx(np.sum((mean_a[5] - mean_b[5]) ** 2), rel=1e-12)
@@ -126,6 +129,7 @@ def test_root_factor() -> None:
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(10), rtol=0, atol=1e-14)
     np.testing.assert_allclose(roots[0] @ vectors.T, sqrtm_psd(cov_a[0]), rtol=0, atol=1e-13)
     assert root_factor(np.zeros((3, 3))).shape == (3, 1) and not root_factor(np.zeros((3, 3))).any()
+    np.testing.assert_allclose(root_factor(cov_a[:2]), np.linalg.cholesky(cov_a[:2]), rtol=0, atol=1e-14)
     with pytest.raises(ValueError, match="square matrices"):
         root_factor(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"root_b must be a factor \[..., 10, r\]"):

@@ -148,10 +148,10 @@ class FeatureGaussian:
     r"""FID's side of one set: the streamed Gaussian of its features.
 
     :meth:`compute` takes the Fréchet distance to a reference set by
-    :func:`dotlib.gaussian.frechet`, the reference's :meth:`root` being computed once and kept
-    for the sets of singular covariance (one eigendecomposition of a 2048² matrix takes
-    seconds on a CPU, and the study compares dozens of signals with one reference); equal to
-    :func:`dotlib.gaussian.w2` (tested).
+    :func:`dotlib.gaussian.frechet`: through the Cholesky factor of the set's covariance or,
+    for a singular one, through the reference's :meth:`root`, computed once and kept (an
+    eigendecomposition of a 2048² matrix takes seconds on a CPU, and the study compares dozens
+    of signals with one reference); equal to :func:`dotlib.gaussian.w2` (tested).
     """
 
     def __init__(self, dim: int, device: str | torch.device = "cpu"):
@@ -167,14 +167,14 @@ class FeatureGaussian:
         self._root = None
 
     def root(self) -> torch.Tensor:
-        """:func:`~dotlib.gaussian.root_factor` ``[D, r]`` of this set's covariance (computed once):
-        :math:`U_r \Lambda_r^{1/2}` over its r eigenvalues above rounding level."""
+        r""":func:`~dotlib.gaussian.root_factor` ``[D, r]`` of this set's covariance (computed once): its
+        Cholesky factor, or :math:`U_r \Lambda_r^{1/2}` over its r eigenvalues above rounding level."""
         if self._root is None:
             self._root = root_factor(self.stats.cov)
         return self._root
 
     def compute(self, reference: "FeatureGaussian") -> float:
-        """Fréchet distance (squared W2 of the Gaussians) to ``reference``.
+        r"""Fréchet distance (squared W2 of the Gaussians) to ``reference``.
 
         A singular :math:`\Sigma_a` (fewer images than dimensions) goes through the ``r × r``
         matrix :math:`R^\top \Sigma_a R`, :math:`R` = :meth:`root` of the reference (r <= images - 1

@@ -1,0 +1,119 @@
+r"""How an evaluated image and its degraded input are prepared: the authors' protocol or dotlib's.
+
+:func:`prepare` is the one place that turns a photo file into ``(x, y)`` for a task:
+
+``protocol="authors"`` follows the authors' data code (``dmax/data``, read at commit
+``2ea7ce7``):
+
+- x: the photo as floats in [0, 1] (``to_tensor``), a centre square of its short side
+  ("centre crop of the long edge"), resized to ``size``² by bilinear interpolation *without*
+  antialiasing (``Resize((size, size), antialias=False)``);
+- y, applied to x in the authors' order: ×4 downsampling by antialiased bilinear
+  interpolation (``F.resize(x, [h // 4, w // 4], antialias=True)``), then JPEG through
+  torchvision's encoder from ``(x · 255).byte()`` (truncation, not rounding), then additive
+  Gaussian noise σ/255, unclipped.
+
+``protocol="dotlib"`` is this project's: the short side resized to ``size`` by antialiased
+bicubic interpolation, then a centre crop (:func:`dotlib.data.resize_and_crop`), and the
+degradations of :mod:`dotlib.degradations` (bicubic ×4, Pillow's JPEG after rounding).
+
+Why written here rather than imported: the authors' code is not a package on a registry, and
+its dataset classes need ImageNet's folder layout; the conventions above are few and each is
+one torchvision call. Parity with their code is measured by hand (``benchmarks/`` records
+the command and the numbers), and the conventions are tested against torchvision directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision.transforms.functional as TF
+from torchvision.io import decode_jpeg, encode_jpeg
+
+from .data import ImageFolder, load_image, resize_and_crop
+from .degradations import degrade, get_degradation
+
+__all__ = ["PROTOCOLS", "PreparedFolder", "authors_clean", "authors_degrade", "check_protocol", "clean", "degraded",
+           "prepare"]
+
+PROTOCOLS = ("authors", "dotlib")
+
+#: The authors' degradation steps per task, in their order (``dmax/data/__init__.py``).
+_AUTHORS_STEPS = {"sr4": ("down4",), "jpeg10": ("jpeg10",), "awgn50": ("noise50",),
+                  "sr4_jpeg10": ("down4", "jpeg10"), "sr4_awgn50": ("down4", "noise50")}
+
+
+def authors_clean(photo: torch.Tensor, size: int) -> torch.Tensor:
+    """x as the authors build it from ``photo [3, H, W]`` in [0, 1]: centre square of the short
+    side, then ``size``² by bilinear interpolation without antialiasing: ``float32 [3, size, size]``."""
+    square = TF.center_crop(photo, [min(photo.shape[-2:])] * 2)
+    return TF.resize(square, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
+
+
+def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """The authors' JPEG: encode ``(image · 255).byte()`` (truncated) with torchvision, decode, /255."""
+    return decode_jpeg(encode_jpeg((image * 255).byte(), quality=quality)).float() / 255.0
+
+
+def authors_degrade(task: str, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """y of ``x [3, H, W]`` by the authors' steps for ``task`` (noise from a generator seeded by ``seed``)."""
+    get_degradation(task)   # a known task, or a ValueError naming the known ones
+    y = x.to(torch.float32)
+    for step in _AUTHORS_STEPS[task]:
+        if step == "down4":
+            height, width = y.shape[-2:]
+            y = TF.resize(y, [height // 4, width // 4], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        elif step == "jpeg10":
+            y = _jpeg(y, 10)
+        else:
+            noise = torch.randn(y.shape, generator=torch.Generator().manual_seed(int(seed)))
+            y = y + noise * (50.0 / 255.0)
+    return y
+
+
+def clean(image: torch.Tensor, protocol: str, size: int) -> torch.Tensor:
+    """x of a photo ``image [3, H, W]`` in [0, 1] as ``protocol`` builds it: ``float32 [3, size, size]``."""
+    return authors_clean(image, size) if protocol == "authors" else resize_and_crop(image, size, size)
+
+
+def degraded(task: str, x: torch.Tensor, protocol: str, seed: int) -> torch.Tensor:
+    """y of ``x [3, H, W]`` for ``task`` as ``protocol`` builds it, noise seeded by ``seed``."""
+    return authors_degrade(task, x, seed) if protocol == "authors" else degrade(task, x[None], seed)[0]
+
+
+def check_protocol(protocol: str) -> str:
+    """``protocol`` if it is one of :data:`PROTOCOLS`, else a ``ValueError`` naming them."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return protocol
+
+
+def prepare(path: str | Path, task: str, protocol: str = "authors", size: int = 512,
+            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of one photo file for ``task``: x ``float32 [3, size, size]`` in [0, 1] and y at
+    its own resolution (``size / 4`` for the ×4 tasks), both as ``protocol`` builds them."""
+    check_protocol(protocol)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 8:
+        raise ValueError(f"size must be an integer >= 8 pixels, got {size!r}")
+    get_degradation(task)
+    x = clean(load_image(path), protocol, size)
+    return x, degraded(task, x, protocol, seed)
+
+
+class PreparedFolder(torch.utils.data.Dataset):
+    """Every image under ``root`` (:class:`dotlib.data.ImageFolder`'s listing) as x of ``protocol``
+    at ``size``²: items ``float32 [3, size, size]``; ``files`` lists the paths."""
+
+    def __init__(self, root: str | Path, protocol: str, size: int):
+        self.folder, self.protocol, self.size = ImageFolder(root), check_protocol(protocol), size
+
+    @property
+    def files(self) -> list[Path]:
+        return self.folder.files
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return clean(self.folder[index], self.protocol, self.size)
