@@ -197,8 +197,7 @@ def run_folder_task(
     """
     splits = fitted_designs(fit_split, ablation_splits, FOLDER_SPLITS)
     decodes = check_decodes(decodes)
-    _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers)
-    check_protocol(protocol)
+    _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers, protocol)
     rank, world, device_ = start_processes(device)
 
     folder = PreparedFolder(data, protocol, size)
@@ -224,11 +223,10 @@ def run_folder_task(
     if rank != 0:
         return None
     labels = {"task": task, "restorer": _restorer_label(run.model, restorer), "encoder": _encoder_label(encoder)}
-    images = {key: torch.cat(parts) for key, parts in kept.items()}
-    images["x_hat0"] = images[f"x_hat0_{decodes[0]}"]
+    images = {key: torch.cat(parts) for key, parts in kept.items()} | {"x_hat0": torch.cat(kept[f"x_hat0_{decodes[0]}"])}
     description = (f"{display_path(data)}: {n_fit} fitting images ({fit_split}), {len(evaluated)} evaluated at "
-                   f"{size}² ({protocol} protocol), {world} process{'es' if world > 1 else ''} (shuffled with seed {seed}); metrics "
-                   f"streamed (per-image differences to x* with normal 95 % intervals over images)")
+                   f"{size}² ({protocol} protocol), {world} process{'es' if world > 1 else ''} (shuffled with seed "
+                   f"{seed}); metrics streamed (differences to x* with normal 95 % intervals over images)")
     return FolderRun(table=_folder_table(evaluator.compute(), labels, operators), images=images, photos=kept_names,
                      missing=missing, description=description)
 
@@ -246,8 +244,9 @@ def _shuffled(folder: PreparedFolder, fitted: int, max_eval: int | None, seed: i
 
 
 def _check_folder_options(task: str, fid_mode: str, n_fit: int, max_eval: int | None, batch_size: int,
-                          num_workers: int) -> None:
+                          num_workers: int, protocol: str) -> None:
     """Clear errors before anything loads."""
+    check_protocol(protocol)
     if fid_mode not in FID_MODES:
         raise ValueError(f"fid_mode must be one of {', '.join(FID_MODES)}, got {fid_mode!r}")
     if n_fit < 2 or (max_eval is not None and max_eval < 1) or batch_size < 1 or num_workers < 0:

@@ -359,15 +359,8 @@ def run_task(
                                 lpips=lpips_model, batch_size=batch_size * 4, device=pool.device)
     rows = _measure(pool, signals, bootstrap, features, classifier, (fit_split, decodes[0]),
                     {"task": task, "restorer": restorer, "encoder": encoder}, f"{task} / {restorer}")
-    star_key = next(key for key, row in rows if row["signal"] == "x_star")
     decodings = decoding_gaps(bootstrap, rows, decodes).assign(task=task, restorer=restorer)
-    table = ordered_table(pd.DataFrame([{**row, **bootstrap.summary(key), **bootstrap.difference(key, star_key),
-                                         "n_photos": bootstrap.n_photos, "n_crops": len(pool.evaluated),
-                                         "n_resamples": bootstrap.n_resamples}
-                                        for key, row in rows]))
-    table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"),
-                                         table.fit_split.map({s: float(np.mean(v)) for s, v in
-                                                              latent_w2_fitted.items()}), np.nan)
+    table = _task_table(rows, bootstrap, len(pool.evaluated), latent_w2_fitted)
     headline = {decode: x_alpha[(fit_split, decode)][plan[(fit_split, decode)].index(0.0)].clone()
                 for decode in decodes}
     x, star = pool.evaluated_images("x"), pool.evaluated_images("x_star")
@@ -380,6 +373,18 @@ def run_task(
               "x_hat0": headline[decodes[0]], **{f"x_hat0_{decode}": image for decode, image in headline.items()}}
     return TaskRun(table=table, images=images, photos=pool.photos, theory=theory, ridge=ridge_table,
                    missing=missing, description=pool.design.description, decodings=decodings)
+
+
+def _task_table(rows: list[tuple[str, dict]], bootstrap: PairedBootstrap, n_crops: int,
+                latent_w2_fitted: dict[str, list[float]]) -> pd.DataFrame:
+    """One row per measured signal: its labels, values, spreads and paired differences to x*."""
+    star_key = next(key for key, row in rows if row["signal"] == "x_star")
+    table = ordered_table(pd.DataFrame([{**row, **bootstrap.summary(key), **bootstrap.difference(key, star_key),
+                                         "n_photos": bootstrap.n_photos, "n_crops": n_crops,
+                                         "n_resamples": bootstrap.n_resamples} for key, row in rows]))
+    fitted = table.fit_split.map({split: float(np.mean(values)) for split, values in latent_w2_fitted.items()})
+    table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"), fitted, np.nan)
+    return table
 
 
 def _cost_interval(table: pd.DataFrame, fit_split: str, decode: str) -> dict[str, float]:
