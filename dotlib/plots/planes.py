@@ -193,16 +193,28 @@ Z_95 = 1.959963984540054
 INTERVAL_LABEL = "95 % interval of a value"
 
 
-def _draw_intervals(ax, rows: pd.DataFrame, sweep: pd.DataFrame, perception: str, distortion: str) -> list[Line2D]:
-    """Error bars of ±1.96 bootstrap sd (``<column>_sd``) on both axes at x*, x̂0.5 and x̂0."""
+def _interval(value: float, sd: float, log: bool) -> tuple[float, float]:
+    """``(below, above)`` half-widths of a 95 % interval of ``value``: ±1.96 sd, or on a log axis
+    ±1.96 sd of log(value) (delta method: sd / value), so that it stays positive and symmetric there."""
+    if log and value > 0:
+        factor = math.exp(Z_95 * sd / value)
+        return value - value / factor, value * factor - value
+    return Z_95 * sd, Z_95 * sd
+
+
+def _draw_intervals(ax, rows: pd.DataFrame, sweep: pd.DataFrame, perception: str, distortion: str,
+                    log: bool) -> list[Line2D]:
+    """Error bars of 95 % intervals from the bootstrap sd (``<column>_sd``) at x*, x̂0.5 and x̂0."""
     points = [rows[rows.signal.eq("x_star")], sweep[np.isclose(sweep.alpha, 0.5)], sweep[np.isclose(sweep.alpha, 0.0)]]
+    logs = (log and distortion == "mse", log)
     drawn = False
     for subset in points:
-        values = [(_value(subset, column) * _axis(column)[1], Z_95 * _value(subset, f"{column}_sd") * _axis(column)[1])
+        values = [(_value(subset, column) * _axis(column)[1], _value(subset, f"{column}_sd") * _axis(column)[1])
                   for column in (distortion, perception)]
         if all(math.isfinite(v) and math.isfinite(e) for v, e in values):
-            (x, x_err), (y, y_err) = values
-            ax.errorbar([x], [y], xerr=[[min(x_err, 0.95 * x)], [x_err]], yerr=[[min(y_err, 0.95 * y)], [y_err]],
+            (x, x_sd), (y, y_sd) = values
+            xerr, yerr = _interval(x, x_sd, logs[0]), _interval(y, y_sd, logs[1])
+            ax.errorbar([x], [y], xerr=[[xerr[0]], [xerr[1]]], yerr=[[yerr[0]], [yerr[1]]],
                         fmt="none", ecolor="0.15", elinewidth=0.7, capsize=1.5, zorder=7)
             drawn = True
     return [Line2D([], [], color="0.15", linewidth=0.7, marker="|", label=INTERVAL_LABEL)] if drawn else []
@@ -226,10 +238,11 @@ def _place_y(ax, point: tuple[float, float] | None, label: str) -> list[tuple[fl
         direction = np.sign(to_axes - 0.5) * (np.abs(to_axes - 0.5) > 0.42)
         ax.annotate("", xy=tuple(where + 0.075 * direction), xytext=tuple(where), xycoords="axes fraction",
                     arrowprops={"arrowstyle": "->", "color": "0.2", "linewidth": 0.8, "shrinkA": 5, "shrinkB": 0})
-        right = where[0] > 0.5
+        right, top = where[0] > 0.5, where[1] > 0.5
         ax.annotate(f"{label} {point[0]:.3g}, {point[1]:.3g}", xy=tuple(where), xycoords="axes fraction",
-                    xytext=(-8 if right else 8, 0), textcoords="offset points", ha="right" if right else "left",
-                    va="center", fontsize=6, color="0.2")
+                    xytext=(0, -9 if top else 9), textcoords="offset points", ha="right" if right else "left",
+                    va="top" if top else "bottom", fontsize=6, color="0.2", zorder=9,
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     return [(shown[0], shown[1], 0.5 * math.sqrt(style["size"]) + 0.5)]
 
 
@@ -275,7 +288,7 @@ def _draw_plane(ax, rows: pd.DataFrame, perception: str, distortion: str, log: b
     sweep, alphas, xs, ys = _sweep_points(rows, perception, distortion)
     handles = _draw_alpha_path(ax, alphas, xs, ys, norm)
     named, markers, y_point = _draw_named_points(ax, rows, sweep, perception, distortion, y_text)
-    handles += named + _draw_intervals(ax, rows, sweep, perception, distortion)
+    handles += named + _draw_intervals(ax, rows, sweep, perception, distortion, log)
     handles += _draw_clean_line(ax, rows, perception, log)
     _finish_plane_axes(ax, perception, distortion, log, f"{task_label(str(first.task))} — {first.restorer}")
     wanted = [float(a) for a in label_alphas] + ([float(alphas[0]), float(alphas[-1])] if len(alphas) else [])
@@ -309,8 +322,8 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
     extrapolation (α < 0 or α > 1). α is written at ``label_alphas`` and at both ends,
     in that order, where the label fits (inside the axes, over no marker or label).
     x* (restorer), x̂0 (α = 0), D(E(x)) and y (see :func:`y_label`) are marked, with 95 %
-    intervals (±1.96 bootstrap sd over photos, where the table has ``_sd`` columns) at x*,
-    x̂0.5 and x̂0. The axes frame x*, the α path and D(E(x)); a y outside that frame is drawn
+    intervals from the bootstrap sd over photos (where the table has ``_sd`` columns; on a log
+    axis, of the log of the value) at x*, x̂0.5 and x̂0. The axes frame x*, the α path and D(E(x)); a y outside that frame is drawn
     at its edge with an arrow and its values. The clean set x, whose distortion is 0, is a
     dotted horizontal line at its perceptual index (when positive). ``log``: logarithmic perception axis, and distortion axis when
     it is MSE, with readable ticks (:func:`log_ticks`).
