@@ -56,7 +56,7 @@ from .tables import verdict
 __all__ = [
     "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "decoding_gaps", "default_alphas",
     "describe_finding",
-    "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task",
+    "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task", "x_hat0_row",
     "theory_check",
 ]
 
@@ -387,10 +387,18 @@ def _task_table(rows: list[tuple[str, dict]], bootstrap: PairedBootstrap, n_crop
     return table
 
 
+def x_hat0_row(table: pd.DataFrame, fit_split: str, decode: str) -> pd.Series:
+    """The x̂0 (α = 0) row of one design and decoding in a study table; ``ValueError`` if none."""
+    rows = table[table.signal.eq("x_alpha") & table.fit_split.eq(fit_split) & table.decode.eq(decode)
+                 & np.isclose(table.alpha.fillna(-99.0), 0.0)]
+    if rows.empty:
+        raise ValueError(f"the table has no x̂0 row for fit_split={fit_split!r}, decode={decode!r}")
+    return rows.iloc[0]
+
+
 def _cost_interval(table: pd.DataFrame, fit_split: str, decode: str) -> dict[str, float]:
     """The paired 95 % interval of x̂0's pooled PSNR cost (``-d_psnr``): ``psnr_cost_lo``, ``psnr_cost_hi``."""
-    row = table[table.signal.eq("x_alpha") & table.fit_split.eq(fit_split) & table.decode.eq(decode)
-                & np.isclose(table.alpha.fillna(-99.0), 0.0)].iloc[0]
+    row = x_hat0_row(table, fit_split, decode)
     return {"psnr_cost_lo": -float(row.d_psnr_hi), "psnr_cost_hi": -float(row.d_psnr_lo)}
 
 
@@ -558,11 +566,7 @@ def describe_finding(table: pd.DataFrame, fit_split: str = "same", decode: str =
     The claim (Adrai et al. 2023): x̂0 is closer to natural images than x* on perceptual
     indices, at a PSNR cost, and the α sweep trades one for the other.
     """
-    rows = table[table.signal.eq("x_alpha") & table.fit_split.eq(fit_split) & table.decode.eq(decode)
-                 & np.isclose(table.alpha.fillna(-99.0), 0.0)]
-    if rows.empty:
-        raise ValueError(f"the table has no x̂0 row for fit_split={fit_split!r}, decode={decode!r}")
-    row = rows.iloc[0]
+    row = x_hat0_row(table, fit_split, decode)
     counted = "photos" if row.n_crops != row.n_photos else "images"   # streamed folder runs: images
     lines = [f"x̂0 ({fit_split} images, {decode} decoding) against x*, {int(row.n_photos)} {counted}, "
              f"95 % paired intervals:"]

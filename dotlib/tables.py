@@ -363,6 +363,12 @@ def _finding(keys: tuple, row: pd.Series, alpha: float) -> dict:
     entry = dict(zip(("task", "restorer", "fit_split", "decode"), keys))
     entry.update(alpha=float(alpha) + 0.0, n_photos=int(row.n_photos),
                  n_resamples=float(row.get("n_resamples", math.nan)))
+    return {**entry, **_metric_words(row)}
+
+
+def _metric_words(row: pd.Series) -> dict:
+    """Per metric of :data:`FINDING_METRICS`: ``d_m``, ``d_m_lo``, ``d_m_hi`` and ``m_verdict``."""
+    entry = {}
     for name in FINDING_METRICS:
         entry.update({f"d_{name}{suffix}": float(row[f"d_{name}{suffix}"]) for suffix in ("", "_lo", "_hi")})
         entry[f"{name}_verdict"] = stable_verdict(row, name)
@@ -403,11 +409,8 @@ def decoding_findings(gaps: pd.DataFrame) -> pd.DataFrame:
     rows: residual − direct per task, restorer, design and α), one word per metric."""
     if gaps.empty:
         return gaps
-    out = gaps[["task", "restorer", "fit_split", "decode", "alpha"]].copy()
-    for name in FINDING_METRICS:
-        for suffix in ("", "_lo", "_hi"):
-            out[f"d_{name}{suffix}"] = gaps[f"d_{name}{suffix}"]
-        out[f"{name}_verdict"] = [stable_verdict(row, name) for _, row in gaps.iterrows()]
+    labels = ["task", "restorer", "fit_split", "decode", "alpha"]
+    out = pd.DataFrame([{**row[labels].to_dict(), **_metric_words(row)} for _, row in gaps.iterrows()])
     return out.sort_values(["task", "restorer", "fit_split", "decode", "alpha"]).reset_index(drop=True)
 
 

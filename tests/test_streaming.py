@@ -235,7 +235,7 @@ def test_the_pooled_psnr_interval_matches_a_bootstrap_over_images() -> None:
         state.per_image.update({"mse": torch.from_numpy(values)})
         state.difference.update({"mse": torch.from_numpy(values - base)})
         states[name] = state
-    value, sd = _delta_method(pooled_metrics()["psnr"], states["x_hat"], states["x_star"], "mse")
+    value, sd = _delta_method(pooled_metrics()["psnr"], states["x_hat"], states["x_star"])
     assert value == pytest.approx(10 * np.log10(base.mean() / signal.mean()), rel=1e-12)
     draws = rng.integers(0, 400, (2000, 400))
     resampled = 10 * np.log10(base[draws].mean(axis=1) / signal[draws].mean(axis=1))

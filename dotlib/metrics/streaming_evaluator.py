@@ -54,10 +54,10 @@ def _normal_bounds(metric: str, value: float, sd: float, count: int) -> dict[str
     return {f"d_{metric}_lo": value - half, f"d_{metric}_hi": value + half}
 
 
-def _delta_method(pooled, signal: "_SignalState", baseline: "_SignalState", source: str) -> tuple[float, float]:
+def _delta_method(pooled, signal: "_SignalState", baseline: "_SignalState") -> tuple[float, float]:
     """``f(ā) − f(b̄)`` and the sd over images of ``f'(ā)·a_i − f'(b̄)·b_i`` (see the module notes),
     from the streamed sums Σa, Σa², Σb, Σb² and Σ(a − b)²."""
-    row = signal.per_image.names.index(source)
+    row = signal.per_image.names.index(pooled.source)
     count, sum_a, squares_a = signal.per_image.state[row].tolist()
     _, sum_b, squares_b = baseline.per_image.state[row].tolist()
     squares_gap = signal.difference.state[row, 2].item()
@@ -79,7 +79,7 @@ class _SignalState:
     def __init__(self, evaluator: "StreamingEvaluator"):
         device = evaluator.device
         self.per_image = PerImageMeans(evaluator.per_image_names, device)
-        self.pooled = PerImageMeans(tuple(source for source in evaluator.pooled_sources), device)   # pixel-weighted
+        self.pooled = PerImageMeans(evaluator.pooled_sources, device)   # pixel-weighted
         self.difference = PerImageMeans(evaluator.per_image_names, device)
         self.swd = SetCDF(evaluator.swd)
         self.detail = BandSums(evaluator.detail)
@@ -202,7 +202,7 @@ class StreamingEvaluator:
             out[f"d_{metric}"], sd = differences[metric], differences[f"{metric}_sd"]
             out.update(_normal_bounds(metric, out[f"d_{metric}"], sd, count))
         for metric, pooled in pooled_metrics().items():
-            value, sd = _delta_method(pooled, state, self.signals[self.baseline], pooled.source)
+            value, sd = _delta_method(pooled, state, self.signals[self.baseline])
             out[f"d_{metric}"] = value
             out.update(_normal_bounds(metric, value, sd, count))
         return out
