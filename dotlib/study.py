@@ -334,7 +334,8 @@ def run_task(
 
     ``fit_split`` (default ``same``, the authors' design) gets the α sweep ``alphas`` for the
     first decoding of ``decodes`` and ``secondary_alphas`` (default: the same) for the others;
-    each of ``ablation_splits`` is measured at α = 0. Every photo of the pool is evaluated.
+    each of ``ablation_splits`` is measured at α = 0, and α = 0 is added to any sweep that lacks it
+    (x̂0 is what the theory check reads). Every photo of the pool is evaluated.
     ``data`` must be ``"embedded"`` (image folders: :func:`dotlib.runner.run_folder_task`). ``eps``
     None: the default of ``ridge`` (1e-9 relative; ``eps=1e-7, ridge="absolute"`` is the
     authors' setting).
@@ -348,19 +349,19 @@ def run_task(
                                load_encoder(encoder, device=device), design_for_pool(size, crops_per_photo, n_folds,
                                                                                      n_fit, splits, seed),
                                torch.device(device), seed, patch_size, batch_size)
-    sweeps = alpha_sweeps(splits, decodes, alphas, secondary_alphas)
-    plan = {key: sweep if 0.0 in sweep else [*sweep, 0.0] for key, sweep in sweeps.items()}   # and every x̂0
+    plan = {key: sweep if 0.0 in sweep else [*sweep, 0.0]   # every x̂0 too: the theory check and headline read it
+            for key, sweep in alpha_sweeps(splits, decodes, alphas, secondary_alphas).items()}
     x_alpha, round_trip_star, latent_w2_fitted = _transport_folds(
         pool, splits, plan, f"{task} / {restorer}", dict(patch_size=patch_size, eps=eps, ridge=ridge,
                                                          batch_size=batch_size))
-    signals = _signals(pool, x_alpha, sweeps)
+    signals = _signals(pool, x_alpha, plan)
     features, classifier, lpips_model, missing = perception_models(pool.device, inception, lpips)
-    bootstrap = PairedBootstrap(pool.evaluated_images("x"), pool.photos, n_resamples=n_resamples, seed=seed,
-                                lpips=lpips_model, batch_size=batch_size * 4, device=pool.device)
+    bootstrap = PairedBootstrap(pool.evaluated_images("x"), pool.photos, baseline="x_star", n_resamples=n_resamples,
+                                seed=seed, lpips=lpips_model, batch_size=batch_size * 4, device=pool.device)
     rows = _measure(pool, signals, bootstrap, features, classifier, (fit_split, decodes[0]),
                     {"task": task, "restorer": restorer, "encoder": encoder}, f"{task} / {restorer}")
     decodings = decoding_gaps(bootstrap, rows, decodes).assign(task=task, restorer=restorer)
-    table = _task_table(rows, bootstrap, len(pool.evaluated), latent_w2_fitted)
+    table = _task_table(rows, bootstrap.compute(), latent_w2_fitted)
     headline = {decode: x_alpha[(fit_split, decode)][plan[(fit_split, decode)].index(0.0)].clone()
                 for decode in decodes}
     x, star = pool.evaluated_images("x"), pool.evaluated_images("x_star")
@@ -375,13 +376,11 @@ def run_task(
                    missing=missing, description=pool.design.description, decodings=decodings)
 
 
-def _task_table(rows: list[tuple[str, dict]], bootstrap: PairedBootstrap, n_crops: int,
+def _task_table(rows: list[tuple[str, dict]], measured: dict[str, dict[str, float]],
                 latent_w2_fitted: dict[str, list[float]]) -> pd.DataFrame:
-    """One row per measured signal: its labels, values, spreads and paired differences to x*."""
-    star_key = next(key for key, row in rows if row["signal"] == "x_star")
-    table = ordered_table(pd.DataFrame([{**row, **bootstrap.summary(key), **bootstrap.difference(key, star_key),
-                                         "n_photos": bootstrap.n_photos, "n_crops": n_crops,
-                                         "n_resamples": bootstrap.n_resamples} for key, row in rows]))
+    """One row per measured signal: its labels, set-level row, and the bootstrap's values,
+    spreads and paired differences to x* (``measured``, :meth:`PairedBootstrap.compute`)."""
+    table = ordered_table(pd.DataFrame([{**row, **measured[key]} for key, row in rows]))
     fitted = table.fit_split.map({split: float(np.mean(values)) for split, values in latent_w2_fitted.items()})
     table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"), fitted, np.nan)
     return table
@@ -524,16 +523,18 @@ def _signals(pool: _Pool, x_alpha: dict, sweeps: dict) -> list[tuple[dict, torch
 
 def _measure(pool: _Pool, signals: list, bootstrap: PairedBootstrap, features, classifier,
              headline: tuple[str, str], labels: dict, name: str) -> list[tuple[str, dict]]:
-    """Add every signal to ``bootstrap``; its set-level row (FID, KID, IS where the models are
+    """Measure every signal with ``bootstrap``; its set-level row (FID, KID, IS where the models are
     on disk, the latent W2 of x, x* and the headline x̂0). Returns ``(key, row)`` per signal."""
-    reference_features = None if features is None else features(pool.evaluated_images("x"))
+    clean = pool.evaluated_images("x")
+    reference_features = None if features is None else features(clean)
     natural = _merged(pool.stats_clean, pool.evaluated)
     rows = []
     for index, (signal, images) in enumerate(progress(signals, desc=f"{name}: measuring", unit="signal",
                                                       mininterval=5)):
         alpha = signal.get("alpha", math.nan)
         full = signal["signal"] != "x_alpha" or any(math.isclose(alpha, a) for a in TABLE_ALPHAS)
-        bootstrap.add(f"{index}", images, ssim=full, intervals=full)
+        key = signal["signal"] if signal["signal"] != "x_alpha" else f"{index}"
+        bootstrap.update(clean, {key: images}, ssim=full, intervals=full)
         row = {**labels, "fit_split": "", "decode": "", "alpha": math.nan, **signal}
         if features is not None:
             row.update(_inception_metrics(features(images), reference_features, classifier, pool.seed))
@@ -544,7 +545,7 @@ def _measure(pool: _Pool, signals: list, bootstrap: PairedBootstrap, features, c
                 if signal["signal"] == "x_star" else _batched(pool.vae.encode, images, pool.batch_size, pool.device)
             stats = _merged(latent_stats(z, pool.patch_size), range(z.shape[0]))
             row["latent_w2"] = w2(stats.mean, stats.cov, natural.mean, natural.cov)
-        rows.append((f"{index}", row))
+        rows.append((key, row))
     return rows
 
 

@@ -104,7 +104,7 @@ def test_fit_saves_an_operator_and_prints_its_w2_and_counts(fitted):
     assert ot.fitted and ot.encoder.name == "embedded" and ot.patch_size == 3
     # 64² images, factor 2: 32² latents, 30² valid 3x3 patches each
     assert ot.target.count == ot.source.count == 6 * 30 * 30
-    assert f"6 natural images" in printed and f"{6 * 30 * 30} latent patches" in printed
+    assert "6 natural images" in printed and f"{6 * 30 * 30} latent patches" in printed
     assert f"latent W2² (source -> target) = {ot.latent_w2:.6g}" in printed
 
 

@@ -449,22 +449,28 @@ def test_detail_distance_is_w2_per_band_relative_to_the_reference_energy():
 def test_paired_bootstrap_of_a_set_against_itself_is_zero(eval_tiles):
     reference = eval_tiles[0][:12]
     photos = [f"photo{i // 2}" for i in range(12)]
-    paired = PairedBootstrap(reference, photos, n_resamples=30, swd_options={"directions": 32})
-    paired.add("x", reference)
-    paired.add("restored", blur(reference, 1.5))
-    paired.add("same", blur(reference, 1.5))
-    clean = paired.summary("x")
+    paired = PairedBootstrap(reference, photos, baseline="restored", n_resamples=30, swd_options={"directions": 32})
+    paired.update(reference, {"x": reference, "restored": blur(reference, 1.5)})
+    paired.update(reference, {"same": blur(reference, 1.5)}, range(12))
+    measured = paired.compute()
+    clean = measured["x"]
     assert clean["swd"] == clean["swd_sd"] == clean["detail"] == clean["detail_sd"] == clean["mse"] == 0.0
     same = paired.difference("same", "restored")
     assert all(value == 0.0 for value in same.values())            # [0, 0] for every metric
+    assert measured["same"]["d_swd"] == measured["same"]["d_detail_hi"] == 0.0
     gap = paired.difference("x", "restored")                        # the clean set beats the blurred one
+    np.testing.assert_equal({key: measured["x"][key] for key in gap}, gap)   # NaN-aware
     assert gap["d_psnr"] == math.inf or gap["d_mse_hi"] < 0
     assert gap["d_swd_hi"] < 0 and gap["d_detail_hi"] < 0
     assert gap["d_swd_lo"] <= gap["d_swd"] <= gap["d_swd_hi"]
-    table = paired.table("restored")
-    assert list(table.signal) == ["x", "restored", "same"] and (table.n_photos == 6).all()
-    with pytest.raises(ValueError, match="already added"):
-        paired.add("x", reference)
+    assert list(measured) == ["x", "restored", "same"]
+    assert all(row["n_photos"] == 6 and row["n_crops"] == 12 for row in measured.values())
+    with pytest.raises(ValueError, match="already measured"):
+        paired.update(reference, {"x": reference})
+    with pytest.raises(ValueError, match="whole set of 12 crops"):
+        paired.update(reference[:4], {"part": reference[:4]}, range(4))
+    with pytest.raises(ValueError, match="same clean set"):
+        paired.update(blur(reference, 1.5), {"other": reference})
 
 
 def test_swd_ranks_degradations_on_eval_photos(eval_tiles):

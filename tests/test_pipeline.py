@@ -19,12 +19,11 @@ def test_the_three_measurement_paths_agree_on_the_same_images() -> None:
     clean, photos = photo_pool(64, 1)
     clean, photos = clean[:8], photos[:8]
     blurred = F.avg_pool2d(clean, 3, 1, 1)
-    bootstrap = PairedBootstrap(clean, photos, n_resamples=2, seed=0)
-    bootstrap.add("blurred", blurred)
-    paired = bootstrap.summary("blurred")
-    streaming = StreamingEvaluator(clean, seed=0)
-    streaming.update(clean, {"blurred": blurred}, range(8))
-    streamed = streaming.compute()["blurred"]
+    measured = []
+    for evaluator in (PairedBootstrap(clean, photos, n_resamples=2, seed=0), StreamingEvaluator(clean, seed=0)):
+        evaluator.update(clean, {"blurred": blurred}, range(8))     # one interface, two reductions
+        measured.append(evaluator.compute()["blurred"])
+    paired, streamed = measured
     command_line = measure_set(list(blurred), list(clean), (None, None, None), torch.device("cpu"))
     for key in ("psnr", "psnr_mean", "ssim", "mse", "swd", "detail"):
         assert streamed[key] == pytest.approx(paired[key], rel=1e-9), key

@@ -1,4 +1,4 @@
-r"""Every metric of several signals against one reference set, with a paired bootstrap over photos.
+r"""Every metric of several signals against the clean set, with a paired bootstrap over photos.
 
 The study evaluates crops of a few photos; crops of one photo are not independent, so
 the unit of resampling is the photo. :class:`PairedBootstrap` keeps, per signal and per
@@ -31,7 +31,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .detail import DetailFrechet
@@ -55,12 +54,19 @@ def _draws(photos: int, n_resamples: int, seed: int) -> torch.Tensor:
 
 
 class PairedBootstrap:
-    """Metrics of signals (image sets aligned with ``reference``) and paired bootstrap intervals.
+    """Metrics of signals against clean images, with paired bootstrap intervals over photos.
+
+    The same interface as :class:`~dotlib.metrics.StreamingEvaluator` (``update``,
+    ``compute``); the reduction differs: a resample re-weights whole photos, so each
+    ``update`` carries every signal's whole set, aligned with ``photos`` (sets of a few
+    hundred crops; stream larger ones through the streaming evaluator).
 
     Parameters
     ----------
-    reference : clean images ``[N, 3, H, W]`` in [0, 1] (the natural side of every comparison).
+    calibration : natural images ``[N, 3, H, W]`` in [0, 1] that set SWD's grid and
+        normalisation and the pyramid depth (the clean set itself in the study).
     photos : length-N names: which photo each crop comes from (the bootstrap unit).
+    baseline : the signal every difference in :meth:`compute` is taken to.
     n_resamples : bootstrap resamples per set of draws (0: values only, no intervals); two
         independent sets are drawn (the interval and its replicate).
     confidence : coverage of the percentile intervals.
@@ -69,31 +75,68 @@ class PairedBootstrap:
     batch_size : crops measured at once (bounds memory).
     """
 
-    def __init__(self, reference: torch.Tensor, photos: Sequence[str], *, n_resamples: int = 2000,
-                 confidence: float = 0.95, seed: int = 0, swd_options: dict | None = None,
-                 detail_options: dict | None = None,
+    def __init__(self, calibration: torch.Tensor, photos: Sequence[str], *, baseline: str = "x_star",
+                 n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
+                 swd_options: dict | None = None, detail_options: dict | None = None,
                  lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  batch_size: int = 16, device: str | torch.device = "cpu"):
-        check_batch(reference, "reference")
-        if len(photos) != reference.shape[0]:
-            raise ValueError(f"photos names {len(photos)} crops but reference holds {reference.shape[0]}")
+        check_batch(calibration, "calibration")
         if n_resamples < 0 or not 0.0 < confidence < 1.0 or batch_size < 1:
             raise ValueError(f"need n_resamples >= 0, 0 < confidence < 1 and batch_size >= 1, got "
                              f"{n_resamples}, {confidence}, {batch_size}")
-        self.reference, self.device = reference, torch.device(device)
+        self.device, self.baseline, self.reference = torch.device(device), baseline, None
         self.names = sorted(set(photos))
         self.photo_index = torch.tensor([self.names.index(name) for name in photos])
         self.n_resamples, self.confidence, self.batch_size, self.lpips = n_resamples, confidence, batch_size, lpips
         self.weights = _draws(len(self.names), n_resamples, seed)                  # [2R + 1, photos]
-        self.crops = self._per_photo(torch.ones(reference.shape[0], dtype=torch.float64))   # [photos]
-        self.swd = SlicedWasserstein(reference, seed=seed, device=device, **(swd_options or {}))
-        self.detail = DetailFrechet(reference, device=device, **(detail_options or {}))
+        self.crops = self._per_photo(torch.ones(len(photos), dtype=torch.float64))   # [photos]
+        self.swd = SlicedWasserstein(calibration, seed=seed, device=device, **(swd_options or {}))
+        self.detail = DetailFrechet(calibration, device=device, **(detail_options or {}))
         if self.detail.levels != self.swd.levels:
             raise ValueError("swd_options and detail_options must give the same number of pyramid levels")
         self._totals = self._resampled(self.crops)                                    # crops per resample
-        self._reference_swd, self._reference_detail = self._set_sums(reference)
         self.metrics = [name for name in paired_metrics() if name != "lpips" or lpips is not None]
         self.values: dict[str, dict[str, np.ndarray]] = {}
+
+    def _set_reference(self, clean: torch.Tensor, indices) -> None:
+        """Check one update's clean set and index list; the first one becomes the reference."""
+        check_batch(clean, "clean")
+        count = self.photo_index.shape[0]
+        if clean.shape[0] != count or (indices is not None and list(indices) != list(range(count))):
+            raise ValueError(f"the paired bootstrap resamples whole photos: each update takes the whole set of "
+                             f"{count} crops in order (got {clean.shape[0]} images); stream larger sets through "
+                             f"StreamingEvaluator")
+        if self.reference is None:
+            self.reference = clean
+            self._reference_swd, self._reference_detail = self._set_sums(clean)
+        elif clean is not self.reference and not torch.equal(clean, self.reference):
+            raise ValueError("every update must carry the same clean set (the reference of the differences)")
+
+    def update(self, clean: torch.Tensor, signals: dict[str, torch.Tensor], indices: Sequence[int] | None = None,
+               *, ssim: bool = True, intervals: bool = True) -> None:
+        """Measure every signal's whole set ``[N, 3, H, W]`` (aligned with ``clean`` and ``photos``).
+
+        ``ssim=False`` skips SSIM (recorded NaN), the costliest metric on CPU.
+        ``intervals=False`` measures the full sample only (no spread, no interval; a few
+        times faster with thousands of resamples).
+        """
+        self._set_reference(clean, indices)
+        for signal, images in signals.items():
+            check_pair(images, clean)
+            if signal in self.values:
+                raise ValueError(f"signal {signal!r} was already measured")
+            self.values[signal] = self._measure(images, ssim, self.weights.shape[0] if intervals else 1)
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        """Per signal: every metric, its bootstrap sd over photos (``m_sd``), ``n_photos``,
+        ``n_crops``, ``n_resamples`` and, once the baseline is measured, the paired difference
+        to it with its interval and replicate (:meth:`difference`)."""
+        counts = {"n_photos": self.n_photos, "n_crops": int(self.photo_index.shape[0]),
+                  "n_resamples": self.n_resamples}
+        with_baseline = self.baseline in self.values
+        return {signal: {**self._summary(signal), **counts,
+                         **(self.difference(signal, self.baseline) if with_baseline else {})}
+                for signal in self.values}
 
     @property
     def n_photos(self) -> int:
@@ -121,17 +164,8 @@ class PairedBootstrap:
             details.append(self.detail.pyramid_stats(bands).cpu())
         return self._per_photo(torch.cat(cdfs)), self._per_photo(torch.cat(details))
 
-    def add(self, signal: str, images: torch.Tensor, ssim: bool = True, intervals: bool = True) -> dict[str, float]:
-        """Measure ``images`` (aligned with the reference) as ``signal``; returns its full-sample values.
-
-        ``ssim=False`` skips SSIM (recorded NaN), the costliest metric on CPU.
-        ``intervals=False`` measures the full sample only (no spread, no interval; a few
-        times faster with thousands of resamples).
-        """
-        check_pair(images, self.reference)
-        if signal in self.values:
-            raise ValueError(f"signal {signal!r} was already added")
-        rows = self.weights.shape[0] if intervals else 1
+    def _measure(self, images: torch.Tensor, ssim: bool, rows: int) -> dict[str, np.ndarray]:
+        """Every metric of one set for the first ``rows`` resamples (row 0: the full sample)."""
         values = self._per_image(images, ssim, rows)
         for name, pooled in pooled_metrics().items():
             values[name] = pooled.of_mean(values[pooled.source])
@@ -139,8 +173,7 @@ class PairedBootstrap:
         values["swd"] = self._swd(swd_sums, rows)
         values["detail"] = self.detail.distance(self._resampled(detail_sums, rows),
                                                 self._resampled(self._reference_detail, rows)).mean(dim=-1).numpy()
-        self.values[signal] = values
-        return {name: float(array[0]) for name, array in values.items()}
+        return values
 
     def _per_image(self, images: torch.Tensor, ssim: bool, rows: int) -> dict[str, np.ndarray]:
         """Per-image metrics' set means for the first ``rows`` resamples (NaN for a skipped one)."""
@@ -179,7 +212,7 @@ class PairedBootstrap:
         low, high = np.percentile(samples, [tail, 100.0 - tail])
         return float(low), float(high)
 
-    def summary(self, signal: str) -> dict[str, float]:
+    def _summary(self, signal: str) -> dict[str, float]:
         """``{metric: value, metric_sd: bootstrap std over photos}`` of one signal."""
         out = {}
         for name, array in self.values[signal].items():
@@ -189,11 +222,11 @@ class PairedBootstrap:
         return out
 
     def difference(self, signal: str, baseline: str) -> dict[str, float]:
-        """``{d_m, d_m_lo, d_m_hi, d_m_lo_rep, d_m_hi_rep}``: ``signal − baseline``, its paired
-        interval and the replicate interval from the second set of draws."""
+        """``{d_m, d_m_lo, d_m_hi, d_m_lo_rep, d_m_hi_rep}``: ``signal − baseline`` (any two measured
+        signals), its paired interval and the replicate interval from the second set of draws."""
         for name in (signal, baseline):
             if name not in self.values:
-                raise KeyError(f"signal {name!r} was not added; added: {', '.join(self.values)}")
+                raise KeyError(f"signal {name!r} was not measured; measured: {', '.join(self.values)}")
         out = {}
         for name in self.metrics:
             mine, theirs = self.values[signal][name], self.values[baseline][name]
@@ -204,11 +237,3 @@ class PairedBootstrap:
                 out[f"d_{name}_lo"], out[f"d_{name}_hi"] = self._bounds(gap[1:self.n_resamples + 1])
                 out[f"d_{name}_lo_rep"], out[f"d_{name}_hi_rep"] = self._bounds(gap[self.n_resamples + 1:])
         return out
-
-    def table(self, baseline: str) -> pd.DataFrame:
-        """One row per added signal: values, bootstrap spreads and paired differences to ``baseline``."""
-        rows = []
-        for signal in self.values:
-            rows.append({"signal": signal, "n_photos": self.n_photos, "n_crops": int(self.reference.shape[0]),
-                         **self.summary(signal), **self.difference(signal, baseline)})
-        return pd.DataFrame(rows)

@@ -1,7 +1,8 @@
 r"""Every study metric of many signals, streamed over batches of an image folder of any size.
 
 :class:`StreamingEvaluator` is the bounded-memory counterpart of
-:class:`~dotlib.metrics.Evaluator` and :class:`~dotlib.metrics.PairedBootstrap`: it is
+:class:`~dotlib.metrics.paired.PairedBootstrap`, with the same interface (``update``,
+``compute``) and another reduction (streamed totals instead of sums per photo): it is
 given, batch after batch, the clean images and every signal computed from them (x*, each
 x̂α, ...), with the images' global indices, and keeps only the accumulators of
 :mod:`dotlib.metrics.streaming` — per signal: per-image means (PSNR, SSIM, MSE, LPIPS),
