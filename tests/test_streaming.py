@@ -233,6 +233,8 @@ def test_the_pooled_psnr_interval_matches_a_bootstrap_over_images() -> None:
         state = type("State", (), {})()
         state.per_image, state.difference = PerImageMeans(("mse",)), PerImageMeans(("mse",))
         state.per_image.update({"mse": torch.from_numpy(values)})
+        state.pooled = PerImageMeans(("mse",))
+        state.pooled.update({"mse": torch.from_numpy(values) * 3072.0}, weight=3072.0)   # 32² RGB images
         state.difference.update({"mse": torch.from_numpy(values - base)})
         states[name] = state
     value, sd = _delta_method(pooled_metrics()["psnr"], states["x_hat"], states["x_star"])
@@ -240,3 +242,24 @@ def test_the_pooled_psnr_interval_matches_a_bootstrap_over_images() -> None:
     draws = rng.integers(0, 400, (2000, 400))
     resampled = 10 * np.log10(base[draws].mean(axis=1) / signal[draws].mean(axis=1))
     assert sd / np.sqrt(400) == pytest.approx(resampled.std(ddof=1), rel=0.1)
+
+
+def test_pooled_psnr_of_mixed_sizes_weights_pixels_and_its_difference_is_the_rows_difference() -> None:
+    """A folder of two image sizes: the pooled PSNR is that of all pixels, and ``d_psnr`` is the
+    difference of the two signals' own pooled values (not of per-image means)."""
+    small, large = _images(3, 32, seed=4), _images(2, 64, seed=5)
+    evaluator = StreamingEvaluator([small[0], large[0]], seed=0)
+    errors = {"x_star": 0.02, "x_hat": 0.05}
+    squared, pixels = {name: 0.0 for name in errors}, 0
+    for start, clean in ((0, small), (3, large)):
+        noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(start))
+        signals = {name: (clean + scale * (1 + start) * noise).clamp(0, 1) for name, scale in errors.items()}
+        evaluator.update(clean, signals, range(start, start + clean.shape[0]))
+        for name, images in signals.items():
+            squared[name] += float(((images.double() - clean.double()) ** 2).sum())
+        pixels += clean.numel()
+    rows = evaluator.compute()
+    for name in errors:
+        assert rows[name]["psnr"] == pytest.approx(-10 * np.log10(squared[name] / pixels), rel=1e-12)
+    assert rows["x_hat"]["d_psnr"] == pytest.approx(rows["x_hat"]["psnr"] - rows["x_star"]["psnr"], rel=1e-12)
+    assert rows["x_hat"]["d_psnr_lo"] < rows["x_hat"]["d_psnr"] < rows["x_hat"]["d_psnr_hi"] < 0

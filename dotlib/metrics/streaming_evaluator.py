@@ -57,7 +57,9 @@ def _normal_bounds(metric: str, value: float, sd: float, count: int) -> dict[str
 
 def _delta_method(pooled, signal: "_SignalState", baseline: "_SignalState") -> tuple[float, float]:
     """``f(ā) − f(b̄)`` and the sd over images of ``f'(ā)·a_i − f'(b̄)·b_i`` (see the module notes),
-    from the streamed sums Σa, Σa², Σb, Σb² and Σ(a − b)²."""
+    from the streamed sums Σa, Σa², Σb, Σb² and Σ(a − b)². The value uses the pixel-weighted
+    means (the signals' own pooled values); the sd weights images equally, which is the same
+    when every image has one size and an approximation otherwise."""
     row = signal.per_image.names.index(pooled.source)
     count, sum_a, squares_a = signal.per_image.state[row].tolist()
     _, sum_b, squares_b = baseline.per_image.state[row].tolist()
@@ -68,7 +70,8 @@ def _delta_method(pooled, signal: "_SignalState", baseline: "_SignalState") -> t
     second = (slope_a ** 2 * squares_a - 2 * slope_a * slope_b * cross + slope_b ** 2 * squares_b) / count
     first = slope_a * mean_a - slope_b * mean_b
     variance = (second - first ** 2) * count / (count - 1) if count > 1 else math.nan
-    value = float(pooled.of_mean(mean_a)) - float(pooled.of_mean(mean_b))
+    pooled_a, pooled_b = (state.pooled.weighted_means()[pooled.source] for state in (signal, baseline))
+    value = float(pooled.of_mean(pooled_a)) - float(pooled.of_mean(pooled_b))   # the rows' own values
     if count < 2 or not math.isfinite(variance):   # e.g. a perfect set: MSE 0, PSNR inf
         return value, math.nan
     return value, math.sqrt(max(variance, 0.0))
