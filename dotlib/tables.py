@@ -444,7 +444,7 @@ def validity_markdown(frame: pd.DataFrame, checks: pd.DataFrame, blind: Mapping[
              "| :-- |" + " --: |" * len(indices)]
     lines += [f"| {name} | " + " | ".join(f"{frame.at[name, i] * 1e3:.1f}" for i in indices) + " |"
               for name in frame.index]
-    lines += ["", "| index | clean lowest | grows with blur | grows with noise | may carry a claim |",
+    lines += ["", "| index | clean lowest | grows with blur | grows with noise | may carry a claim (on what it sees) |",
               "| :-- | :-: | :-: | :-: | :-: |"]
     word = {True: "yes", False: "no"}
     lines += [f"| {i} | " + " | ".join(word[bool(checks.at[i, c])] for c in
