@@ -44,7 +44,7 @@ from .encoders import Encoder, load_encoder
 from .gaussian import DEFAULT_EPS, DEFAULT_RELATIVE_EPS, GaussianStats, w2
 from .latent_ot import DECODES, LatentOT
 from .metrics import fid, inception_score, kid
-from .metrics.registry import metric
+from .metrics.registry import metric, per_image_functions
 from .metrics.detail import DetailFrechet
 from .metrics.paired import PairedBootstrap
 from .patches import valid_patch_stats
@@ -56,7 +56,7 @@ from .tables import verdict
 __all__ = [
     "FIT_SPLITS", "RIDGE_SETTINGS", "TABLE_ALPHAS", "Design", "TaskRun", "decoding_gaps", "default_alphas",
     "describe_finding",
-    "design_for_pool", "fitting_sets", "latent_stats", "pixel_w2_per_dim", "run_task", "x_hat0_row",
+    "design_for_pool", "fitting_sets", "latent_stats", "per_crop_psnr", "pixel_w2_per_dim", "run_task", "x_hat0_row",
     "theory_check",
 ]
 
@@ -384,6 +384,16 @@ def _task_table(rows: list[tuple[str, dict]], measured: dict[str, dict[str, floa
     fitted = table.fit_split.map({split: float(np.mean(values)) for split, values in latent_w2_fitted.items()})
     table["latent_w2_fitted"] = np.where(table.signal.eq("x_alpha"), fitted, np.nan)
     return table
+
+
+def per_crop_psnr(run: TaskRun) -> pd.DataFrame:
+    """Per evaluated crop: ``photo``, ``crop`` and the PSNR (dB) against x of x* (``psnr_x_star``),
+    of D(E(x)), the VAE's reconstruction floor (``psnr_xe``), and of each decoding's x̂0
+    (``psnr_x_hat0_<decode>``)."""
+    psnr, clean = per_image_functions()["psnr_mean"], run.images["x"]
+    keys = ["x_star", "xe", *sorted(key for key in run.images if key.startswith("x_hat0_"))]
+    return pd.DataFrame({"photo": run.photos, "crop": range(clean.shape[0]),
+                         **{f"psnr_{key}": psnr(run.images[key], clean).double().numpy() for key in keys}})
 
 
 def x_hat0_row(table: pd.DataFrame, fit_split: str, decode: str) -> pd.Series:

@@ -41,7 +41,7 @@ __all__ = [
     "stable_verdict",
     "task_label",
     "theory_markdown",
-    "validity_markdown",
+    "validity_markdown", "vae_floor",
     "to_latex",
     "verdict",
     "to_markdown",
@@ -317,6 +317,25 @@ def frame_markdown(frame: pd.DataFrame, decimals: int = 3) -> str:
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def vae_floor(per_crop: pd.DataFrame) -> pd.DataFrame:
+    """Where each decoding's mean-PSNR cost comes from (rows of :func:`dotlib.study.per_crop_psnr`
+    with ``task`` and ``restorer`` columns): per run and decoding, the crops whose x* is above the VAE floor
+    (PSNR of x* > PSNR of D(E(x))), the mean cost (x* − x̂0, dB) over all crops, over those and
+    over the others, the share of the summed cost that those crops carry, and how far x̂0 sits
+    from the floor on them (mean PSNR of x̂0 − D(E(x)), dB)."""
+    rows = []
+    for (task, restorer), crops in per_crop.groupby(["task", "restorer"], sort=False):
+        above = crops.psnr_x_star > crops.psnr_xe
+        for column in (c for c in crops.columns if c.startswith("psnr_x_hat0_")):
+            cost = crops.psnr_x_star - crops[column]
+            rows.append({"task": task, "restorer": restorer, "decode": column.removeprefix("psnr_x_hat0_"), "crops": len(crops),
+                         "above_floor": int(above.sum()), "mean_cost": cost.mean(),
+                         "mean_cost_above": cost[above].mean(), "mean_cost_others": cost[~above].mean(),
+                         "share_above": cost[above].sum() / cost.sum(),
+                         "x_hat0_minus_floor_above": (crops[column] - crops.psnr_xe)[above].mean()})
+    return pd.DataFrame(rows)
 
 
 def signal_row(table: pd.DataFrame, signal: str, alpha: float | None = None) -> pd.Series:

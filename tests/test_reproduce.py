@@ -668,7 +668,7 @@ def test_notebook_04_falls_back_to_swd_when_fid_has_no_values(tmp_path, monkeypa
         f"    notebook: {ROOT / 'notebooks/04_perception_distortion.ipynb'}\n"
         "    output: out/04.ipynb\n"
         "    parameters: {tasks_glob: tasks/*/metrics.csv, figures_dir: figs, tables_dir: tabs, perception: fid,\n"
-        "                 validity_size: null}\n"
+        "                 validity_size: null, heldout_tile: null}\n"
         "    inputs: [tasks/*/metrics.csv]\n")
     assert _statuses(run_study(load_study(tmp_path / "study.yaml"))) == {"pd": "ran"}
     executed = nbformat.read(tmp_path / "out/04.ipynb", as_version=4)

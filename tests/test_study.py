@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
+from dotlib import tables
 from dotlib.data import PHOTO_POOL
 from dotlib.degradations import TASKS
 from dotlib.encoders import load_encoder
 from dotlib.gaussian import GaussianStats
 from dotlib.latent_ot import LatentOT, Operator
-from dotlib.study import (describe_finding, design_for_pool, fitting_sets, pixel_w2_per_dim, run_task,
-                          theory_check)
+from dotlib.study import (describe_finding, design_for_pool, fitting_sets, per_crop_psnr, pixel_w2_per_dim,
+                          run_task, theory_check)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(size=64, n_fit=4, crops_per_photo=2, n_folds=3, alphas=[-0.5, 0.0, 0.5, 1.0, 1.5],
@@ -92,6 +93,23 @@ def test_every_task_runs_end_to_end(task):
         assert gaps.d_psnr_lo[alpha] <= gaps.d_psnr[alpha] <= gaps.d_psnr_hi[alpha]
     assert set(run.missing) == {"fid", "kid", "is", "lpips"} and table.fid.isna().all()
     assert set(run.theory) == {"direct", "residual"} and len(run.ridge) == 3
+    crops = per_crop_psnr(run)                                     # the table's mean PSNR, crop by crop
+    assert list(crops.photo) == run.photos
+    for column, signal in (("psnr_x_star", "x_star"), ("psnr_xe", "xe")):
+        assert crops[column].mean() == pytest.approx(table[table.signal.eq(signal)].psnr_mean.iloc[0], rel=1e-9)
+    for decode in ("direct", "residual"):
+        zero = table[table.signal.eq("x_alpha") & table.decode.eq(decode) & table.alpha.eq(0.0)].iloc[0]
+        assert crops[f"psnr_x_hat0_{decode}"].mean() == pytest.approx(zero.psnr_mean, rel=1e-9)
+
+
+def test_vae_floor_splits_the_mean_cost_by_crop():
+    crops = pd.DataFrame({"task": "t", "restorer": "r", "psnr_x_star": [40.0, 30.0, 20.0], "psnr_xe": [30.0, 31.0, 25.0],
+                          "psnr_x_hat0_direct": [29.0, 29.0, 19.0]})
+    row = tables.vae_floor(crops).iloc[0]
+    assert (row.decode, row.crops, row.above_floor) == ("direct", 3, 1)
+    assert row.mean_cost == pytest.approx(13 / 3) and row.mean_cost_above == pytest.approx(11.0)
+    assert row.mean_cost_others == pytest.approx(1.0) and row.share_above == pytest.approx(11 / 13)
+    assert row.x_hat0_minus_floor_above == pytest.approx(-1.0)
 
 
 def test_runs_repeat_exactly_and_the_ablation_is_measured_at_alpha_zero():
@@ -181,6 +199,6 @@ def test_restore_task_notebook_runs_with_papermill(tmp_path):
     table = pd.read_csv(tmp_path / "run/metrics.csv")
     assert sorted(table.alpha.dropna().unique()) == [0.0, 0.5, 1.0]
     for name in ("collage.png", "perception_distortion.png", "perception_distortion_detail.png",
-                 "missing_metrics.json", "theory.csv", "ridge.csv"):
+                 "missing_metrics.json", "theory.csv", "ridge.csv", "per_crop.csv"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     assert np.isfinite(pd.read_csv(tmp_path / "run/theory.csv").psnr_cost_db).all()
