@@ -340,4 +340,13 @@ def test_planes_frame_the_path_show_intervals_and_point_to_a_far_y():
     bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
     assert len(bars) == 3                                                   # x*, x̂0.5 and x̂0
     assert_nothing_clipped(fig)
+    renderer = fig.canvas.get_renderer()
+    value = next(t for t in ax.texts if t.get_text().startswith("y:")).get_window_extent(renderer)
+    labels = [t.get_window_extent(renderer) for t in ax.texts if t.get_text().startswith("α=")]
+    assert labels and not any(value.overlaps(label) for label in labels)    # α labels avoid the value box
+    plt.close(fig)
+    top = ax.get_ylim()[1]
+    table.loc[table.signal.eq("y"), ["mse", "swd"]] = [0.5 * sum(ax.get_xlim()) / 1e3, 0.995 * top / 1e3]
+    fig = plots.perception_distortion(table, task="sr4")                   # y at the very top: an arrow,
+    assert any(t.get_text().startswith("y:") for t in fig.axes[0].texts)   # not a marker cut by the edge
     plt.close(fig)

@@ -16,12 +16,12 @@ def _overlaps(a, b) -> bool:
 
 
 def _label_alphas(ax, points: list[tuple[float, float, float]], markers: Sequence[tuple[float, float, float]] = (),
-                  path: Sequence[tuple[float, float]] = (), fontsize: float = 6.0) -> list:
+                  path: Sequence[tuple[float, float]] = (), fontsize: float = 6.0, obstacles: Sequence = ()) -> list:
     """Write ``α=…`` beside ``(alpha, x, y)`` points, in order, where it fits.
 
     Each label tries the places of :data:`_LABEL_PLACES` in turn and takes the first that
     lies inside the axes and overlaps no marker of ``markers`` (``(x, y, half size in pt)``),
-    no label already written and no point of the α ``path``; failing the last condition
+    no artist of ``obstacles`` (e.g. a value box), no label already written and no point of the α ``path``; failing the last condition
     everywhere, the first place clear of markers and labels; failing that, the label is
     left out. Call it on a laid-out figure: overlap is judged on the rendered text extents.
     Returns the annotations written.
@@ -41,6 +41,7 @@ def _label_alphas(ax, points: list[tuple[float, float, float]], markers: Sequenc
         return out
 
     hard = boxes(markers, lambda item: item[2])
+    hard += [tuple(artist.get_window_extent(renderer).extents) for artist in obstacles]
     soft = boxes(path, lambda item: 1.8)
     written, seen = [], set()
     for alpha, x, y in points:

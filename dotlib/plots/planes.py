@@ -220,30 +220,40 @@ def _draw_intervals(ax, rows: pd.DataFrame, sweep: pd.DataFrame, perception: str
     return [Line2D([], [], color="0.15", linewidth=0.7, marker="|", label=INTERVAL_LABEL)] if drawn else []
 
 
-def _place_y(ax, point: tuple[float, float] | None, label: str) -> list[tuple[float, float, float]]:
+#: y is drawn at its place when its centre lies this far inside the frame (axes fraction), so
+#: that the whole marker shows; else at the edge with an arrow and its values.
+_Y_INSIDE = 0.04
+
+
+def _place_y(ax, point: tuple[float, float] | None, label: str) -> tuple[list[tuple[float, float, float]], list]:
     """y at its place when inside the frame; else just inside the frame's edge, with an arrow
-    outwards and its values. Returns the marker as ``(x, y, half size in pt)`` in data units."""
+    outwards and its values. Returns the marker as ``(x, y, half size in pt)`` in data units
+    and the value box (empty list when y is inside), which α labels must not cover."""
     if point is None:
-        return []
+        return [], []
     ax.set_xlim(ax.get_xlim())
     ax.set_ylim(ax.get_ylim())
     style = SIGNAL_STYLES["y"]
     to_axes = ax.transAxes.inverted().transform(ax.transData.transform(point))
-    inside = bool(((to_axes >= 0.0) & (to_axes <= 1.0)).all())
+    inside = bool(((to_axes >= _Y_INSIDE) & (to_axes <= 1.0 - _Y_INSIDE)).all())
     where = to_axes if inside else np.clip(to_axes, 0.08, 0.92)
     shown = tuple(ax.transData.inverted().transform(ax.transAxes.transform(where)))
     ax.scatter([shown[0]], [shown[1]], marker=style["marker"], color=style["color"], s=style["size"],
                zorder=style["zorder"], edgecolors="black", linewidths=0.5)
+    boxes = []
     if not inside:
         direction = np.sign(to_axes - 0.5) * (np.abs(to_axes - 0.5) > 0.42)
         ax.annotate("", xy=tuple(where + 0.075 * direction), xytext=tuple(where), xycoords="axes fraction",
                     arrowprops={"arrowstyle": "->", "color": "0.2", "linewidth": 0.8, "shrinkA": 5, "shrinkB": 0})
         right, top = where[0] > 0.5, where[1] > 0.5
-        ax.annotate(f"{label} {point[0]:.3g}, {point[1]:.3g}", xy=tuple(where), xycoords="axes fraction",
-                    xytext=(0, -9 if top else 9), textcoords="offset points", ha="right" if right else "left",
-                    va="top" if top else "bottom", fontsize=6, color="0.2", zorder=9,
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
-    return [(shown[0], shown[1], 0.5 * math.sqrt(style["size"]) + 0.5)]
+        if direction[1] != 0:   # off the top or the bottom: the values run along that edge, beside y
+            offset, ha, va = (-9 if right else 9, 0), "right" if right else "left", "center"
+        else:                   # off a side only: above or below y, towards the frame's middle
+            offset, ha, va = (0, -9 if top else 9), "right" if right else "left", "top" if top else "bottom"
+        boxes.append(ax.annotate(f"{label} {point[0]:.3g}, {point[1]:.3g}", xy=tuple(where), xycoords="axes fraction",
+                    xytext=offset, textcoords="offset points", ha=ha, va=va, fontsize=6, color="0.2", zorder=9,
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}))
+    return [(shown[0], shown[1], 0.5 * math.sqrt(style["size"]) + 0.5)], boxes
 
 
 def _draw_clean_line(ax, rows: pd.DataFrame, perception: str, log: bool) -> list[Line2D]:
@@ -339,11 +349,12 @@ def perception_distortion(table: pd.DataFrame, task: str | None = None, restorer
         extra, hollow = _draw_second_sweep(ax, rows, perception, distortion, decode)
         handles += extra
         markers += hollow
-    markers += _place_y(ax, y_point, "y:")
+    y_marker, y_box = _place_y(ax, y_point, "y:")
+    markers += y_marker
     _alpha_colorbar(fig, norm, ax)
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, handlelength=1.6)
     _readable_log_axes(fig, [ax])
-    _label_alphas(ax, to_label, markers, path)
+    _label_alphas(ax, to_label, markers, path, obstacles=y_box)
     return fig
 
 
@@ -379,8 +390,8 @@ def perception_distortion_grid(table: pd.DataFrame, perception: str = "swd", dis
             extra, hollow = _draw_second_sweep(ax, rows, perception, distortion, decode)
             panel_handles += extra
             markers += hollow
-        markers += _place_y(ax, y_point, "y:")
-        labels.append((ax, to_label, markers, path))
+        y_marker, y_box = _place_y(ax, y_point, "y:")
+        labels.append((ax, to_label, markers + y_marker, path, y_box))
         for handle in panel_handles:
             handles.setdefault(handle.get_label(), handle)
     empty = list(axes.flat)[len(combos):]
@@ -393,8 +404,8 @@ def perception_distortion_grid(table: pd.DataFrame, perception: str = "swd", dis
         fig.legend(handles=list(handles.values()), loc="outside lower center",
                    ncol=min(len(handles), 4), frameon=False)
     _readable_log_axes(fig, [ax for ax, *_ in labels])
-    for ax, to_label, markers, path in labels:
-        _label_alphas(ax, to_label, markers, path)
+    for ax, to_label, markers, path, y_box in labels:
+        _label_alphas(ax, to_label, markers, path, obstacles=y_box)
     return fig
 
 
