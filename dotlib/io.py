@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .precision import csv_text_moved, floored
+
 __all__ = ["atomic_path", "read_safetensors", "write_csv", "write_text"]
 
 _UMASK = os.umask(0)
@@ -37,18 +39,36 @@ class atomic_path:
         self.temporary = Path(name)
         return self.temporary
 
+    def discard(self) -> None:
+        """Keep the old file: the temporary one is deleted and nothing replaces ``path``."""
+        self.discarded = True
+
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
+        if exc_type is None and not getattr(self, "discarded", False):
             os.replace(self.temporary, self.path)
         else:
             self.temporary.unlink(missing_ok=True)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` (no index) atomically with the project's float format."""
-    with atomic_path(path) as temporary:
-        frame.to_csv(temporary, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    return Path(path)
+    """Write ``frame`` (no index) atomically with the project's float format, values below their
+    declared floor as 0 (:mod:`dotlib.precision`).
+
+    An existing file whose values all agree with ``frame`` within their declared precision is
+    kept byte for byte (a rerun on another CPU leaves committed results alone); otherwise it is
+    rewritten and the values that moved are printed.
+    """
+    path = Path(path)
+    text = floored(frame).to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    if path.is_file():
+        try:
+            moved = csv_text_moved(path, text)
+        except (ValueError, pd.errors.ParserError):   # not a table this code wrote (EmptyDataError included)
+            moved = ["the old file is not a readable table"]
+        if not moved:
+            return path
+        print(f"{path}: rewritten; values moved beyond their declared precision: {'; '.join(moved)}")
+    return write_text(text, path)
 
 
 def write_text(text: str, path: str | Path) -> Path:

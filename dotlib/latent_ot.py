@@ -69,6 +69,7 @@ from .gaussian import (DEFAULT_EPS, DEFAULT_RELATIVE_EPS, RIDGES, GaussianStats,
                        interpolate_operator, sqrtm_psd, w2)
 from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches, valid_patch_stats
 from .io import atomic_path, read_safetensors
+from .precision import tensors_agree
 from .validate import check_device, check_patch_dim
 
 __all__ = ["LatentOT", "Operator"]
@@ -489,16 +490,37 @@ class LatentOT:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write statistics, operator and metadata to one safetensors file; returns its path."""
+        """Write statistics, operator and metadata to one safetensors file; returns its path.
+
+        An existing file with the same metadata and tensors that agree within
+        :data:`dotlib.precision.TENSOR_PRECISION` is kept byte for byte (a refit on another CPU
+        leaves a committed operator alone).
+        """
         path = Path(path)
         tensors = {f"source.{k}": v for k, v in self.source.state_dict().items()}
         tensors.update({f"target.{k}": v for k, v in self.target.state_dict().items()})
         if self.operator is not None:
             tensors.update(self.operator.tensors("operator."))
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        metadata = {"dotlib": json.dumps(self.metadata())}
+        if path.is_file() and self._same_file(path, metadata, tensors):
+            return path
         with atomic_path(path) as temporary:  # the old file or the complete new one, never half
-            save_file(tensors, str(temporary), metadata={"dotlib": json.dumps(self.metadata())})
+            save_file(tensors, str(temporary), metadata=metadata)
         return path
+
+    @staticmethod
+    def _same_file(path: Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> bool:
+        """Whether the file at ``path`` holds ``metadata`` and ``tensors`` up to the declared precision."""
+        try:
+            old_metadata, old_tensors = read_safetensors(path)
+        except ValueError:
+            return False
+        old_meta, new_meta = json.loads(old_metadata.get("dotlib", "{}")), json.loads(metadata["dotlib"])
+        w2_old, w2_new = old_meta.pop("latent_w2", None), new_meta.pop("latent_w2", None)
+        same_w2 = (w2_old is None) == (w2_new is None) and (
+            w2_old is None or tensors_agree({"w2": torch.tensor([w2_old])}, {"w2": torch.tensor([w2_new])}))
+        return old_meta == new_meta and same_w2 and tensors_agree(old_tensors, tensors)
 
     @classmethod
     def load(cls, path: str | Path, encoder: str | Path | Encoder | None = None,

@@ -9,6 +9,7 @@ Neither imports the other.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -22,7 +23,7 @@ from .metrics.inception import classifier_weights
 from .metrics.registry import study_columns
 
 __all__ = ["LABEL_COLUMNS", "TABLE_COLUMNS", "alpha_sweeps", "check_decodes", "fitted_designs", "ordered_table",
-           "perception_models", "upsampled"]
+           "perception_models", "read_study_table", "upsampled"]
 
 #: What identifies a row of a study table.
 LABEL_COLUMNS = ["task", "restorer", "encoder", "fit_split", "decode", "signal", "alpha", "n_photos", "n_crops",
@@ -89,6 +90,13 @@ def alpha_sweeps(splits: Sequence[str], decodes: Sequence[str], alphas: Sequence
     secondary = alphas if secondary is None else [float(alpha) for alpha in secondary]
     return {(split, decode): (alphas if decode == decodes[0] else secondary) if split == splits[0] else [0.0]
             for split in splits for decode in decodes}
+
+
+def read_study_table(path: str | Path) -> pd.DataFrame:
+    """A study table as written (``metrics.csv``, ``all_metrics.csv``): empty design and decoding
+    labels (rows of x, y, x*) read back as ``""``, as the runners make them. Figures and tables
+    are drawn from it, so that they show the written numbers."""
+    return pd.read_csv(path).fillna({"fit_split": "", "decode": ""})
 
 
 def ordered_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,9 +1,8 @@
 """``make verify``: re-run a study in a temporary copy and compare its results with the committed ones.
 
-Every CSV is compared value by value at the precision the results are written with
-(:data:`dotlib.io.FLOAT_FORMAT`, 6 significant digits: two values agree when they print the
-same, or differ by at most one unit of the 6th digit, a rounding edge); Markdown, LaTeX
-and JSON tables are compared as text. Figures, collages, executed notebooks, step stamps and
+Every CSV is compared value by value at each column's declared precision
+(:mod:`dotlib.precision`, the rule ``make reproduce`` keeps committed files by); Markdown,
+LaTeX and JSON tables are compared as text. Figures, collages, executed notebooks, step stamps and
 ``timings_<study>.md`` are not compared (pixels and timings). Prints one line per file that differs, and exits 1
 if any does.
 
@@ -13,7 +12,6 @@ Run ``python -m dotlib.verify [studies/embedded.yaml]``.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import subprocess
@@ -24,32 +22,18 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import project_root
+from .precision import moved_values
 
 __all__ = ["COMPARED_SUFFIXES", "compare_results", "main"]
 
 #: Result files compared: values (CSV) and tables (text).
 COMPARED_SUFFIXES = (".csv", ".md", ".tex", ".json")
 _IGNORED_PARTS = (".stamps", "train")   # stamps hold timings; train/ is written by `make train-embedded`
-_RELATIVE = 1e-5   # one unit of the 6th significant digit
-
-
-def _values_agree(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b or math.isclose(a, b, rel_tol=_RELATIVE, abs_tol=1e-12)
-    return a == b
 
 
 def _csv_differences(committed: Path, fresh: Path) -> str | None:
-    old, new = pd.read_csv(committed), pd.read_csv(fresh)
-    if list(old.columns) != list(new.columns) or old.shape != new.shape:
-        return f"shape or columns differ: {old.shape} {list(old.columns)[:6]}... vs {new.shape}"
-    for column in old.columns:
-        for row, (a, b) in enumerate(zip(old[column].tolist(), new[column].tolist())):
-            if not _values_agree(a, b):
-                return f"row {row}, column {column!r}: committed {a!r}, re-run {b!r}"
-    return None
+    moved = moved_values(pd.read_csv(committed), pd.read_csv(fresh), limit=1)
+    return moved[0] if moved else None
 
 
 def compare_results(committed: Path, fresh: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from dotlib import tables
+from dotlib.pipeline import read_study_table
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -35,8 +36,8 @@ def test_each_word_is_its_interval_or_borderline(findings, metric) -> None:
 
 def test_the_per_task_tables_hold_the_replicate_that_decides_borderline(findings) -> None:
     """Recompute every word from the per-task metrics (both bootstrap draws): the same words."""
-    table = pd.concat([pd.read_csv(path) for path in sorted((RESULTS / "tasks").glob("*/metrics.csv"))])
-    again = tables.findings(table.fillna({"fit_split": "", "decode": ""}), alphas=(0.0, 0.5))
+    table = pd.concat([read_study_table(path) for path in sorted((RESULTS / "tasks").glob("*/metrics.csv"))])
+    again = tables.findings(table, alphas=(0.0, 0.5))
     merged = findings.merge(again, on=["task", "restorer", "fit_split", "decode", "alpha"], suffixes=("", "_again"))
     assert len(merged) == len(findings)
     for metric in tables.FINDING_METRICS:

@@ -301,7 +301,7 @@ def test_verify_reports_exactly_the_file_edited_by_hand(tmp_path):
     assert compare_results(committed, fresh) == {}
     (committed / "tables" / "b.csv").write_text("x\n3.1\n")                 # edited by hand
     assert list(compare_results(committed, fresh)) == ["tables/b.csv"]
-    assert "committed 3.1, re-run 3" in compare_results(committed, fresh)["tables/b.csv"]
+    assert "x, row 0: 3.1 -> 3" in compare_results(committed, fresh)["tables/b.csv"]
     (fresh / "tables" / "main.md").write_text("| b |\n")
     assert sorted(compare_results(committed, fresh)) == ["tables/b.csv", "tables/main.md"]
 
@@ -656,7 +656,7 @@ def test_notebook_04_falls_back_to_swd_when_fid_has_no_values(tmp_path, monkeypa
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("")  # the notebook's project root
-    (tmp_path / "dotlib").mkdir()
+    (tmp_path / "dotlib").symlink_to(ROOT / "dotlib")   # the notebook imports dotlib from its cwd
     source = ROOT / "results/tasks/sr4__mse_net"
     target = tmp_path / "tasks/sr4__mse_net"
     target.mkdir(parents=True)

@@ -242,8 +242,10 @@ def test_saves_are_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(latent_ot, "save_file", broken_save_file)
+    other = LatentOT("pixel", patch_size=3).update(x, "source").update(x ** 2, "target")
+    other.fit()
     with pytest.raises(OSError, match="disk full"):
-        model.save(path)
+        other.save(path)                  # a different operator: the file is rewritten, and the write fails
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["op.safetensors"]
     monkeypatch.undo()
 

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
 from ..io import atomic_path
+from ..precision import images_agree
 
 COLUMN_WIDTH = 3.5  # inches, one column of a two-column paper
 PAGE_WIDTH = 7.2  # inches, both columns
@@ -21,16 +22,25 @@ def save_figure(fig: Figure, path: str | Path) -> tuple[Path, Path]:
     The files have the figure's own size (no tight bounding box), so a figure built
     :data:`COLUMN_WIDTH` or :data:`PAGE_WIDTH` wide is that wide on paper; resize others
     with :func:`set_width` first. ``path`` has no suffix; folders are created. Files are
-    written atomically and carry no dates, so a rerun gives the same bytes. Returns the two paths.
+    written atomically and carry no dates, so a rerun gives the same bytes. When both files
+    exist and the new PNG is within one 8-bit level of the old one everywhere
+    (:func:`dotlib.precision.images_agree`: the same drawing up to float noise), both old
+    files are kept. Returns the two paths.
     """
     path = Path(path)
     if path.suffix in (".pdf", ".png"):
         raise ValueError(f"give the path without a suffix, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf, png = path.with_name(path.name + ".pdf"), path.with_name(path.name + ".png")
-    for target, metadata in ((pdf, {"CreationDate": None, "ModDate": None}), (png, {"Software": None})):
-        with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}), atomic_path(target) as temporary:
-            fig.savefig(temporary, format=target.suffix[1:], dpi=300, metadata=metadata)
+    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+        writer = atomic_path(png)
+        with writer as temporary:
+            fig.savefig(temporary, format="png", dpi=300, metadata={"Software": None})
+            if pdf.is_file() and png.is_file() and images_agree(png, temporary):
+                writer.discard()
+                return pdf, png
+        with atomic_path(pdf) as temporary:
+            fig.savefig(temporary, format="pdf", dpi=300, metadata={"CreationDate": None, "ModDate": None})
     return pdf, png
 
 
