@@ -16,6 +16,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dotlib)"
+	-git config filter.nbstrip.clean "$(abspath $(PY)) $(CURDIR)/tools/nbstrip.py"  # notebooks/ stay clean in git
 	touch $@
 
 test: $(STAMP)  ## the test suite (slow studies run in their small versions)
@@ -24,8 +25,8 @@ test: $(STAMP)  ## the test suite (slow studies run in their small versions)
 test-all: $(STAMP)  ## every test, the slow full-size studies included
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/ (JOBS=N: steps at once; FORCE=1: re-run unchanged steps)
-	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
+reproduce: $(STAMP)  ## run the study in studies/$(STUDY).yaml and write results/ (JOBS=N: steps at once; FORCE=1: re-run unchanged steps; NPROC=N: processes per task step)
+	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force) $(if $(NPROC),--nproc $(NPROC))
 
 verify: $(STAMP)  ## re-run the study in a temporary copy and compare every CSV and table with results/ (6 significant digits)
 	$(PY) -m dotlib.verify studies/$(STUDY).yaml

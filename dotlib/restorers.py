@@ -548,12 +548,27 @@ class FolderRestorer(Restorer):
         if not self.files:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under restorer folder "
                                     f"{self.folder}")
+        self._by_name: dict[str, list[Path]] = {}
+        self._by_stem: dict[str, list[Path]] = {}
+        for path in self.files:
+            self._by_name.setdefault(path.name, []).append(path)
+            self._by_stem.setdefault(path.stem, []).append(path)
+
+    def check_outputs(self, names: list[str]) -> None:
+        """``FileNotFoundError`` unless every input of ``names`` has its output here (run before any
+        work, so that a long run does not stop at the first gap); the message counts and names them."""
+        missing = [Path(name).name for name in names
+                   if Path(name).name not in self._by_name and Path(name).stem not in self._by_stem]
+        if missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            raise FileNotFoundError(f"restorer folder {self.folder} holds no output for {len(missing)} of the "
+                                    f"{len(names)} inputs of this run ({shown}); write one image per input, "
+                                    f"with the input's file stem, before starting")
 
     def find(self, name: str | Path) -> Path:
         """The output file of the input named ``name``: same file name, else same stem (unique)."""
         name = Path(name)
-        for matches in ([p for p in self.files if p.name == name.name],
-                        [p for p in self.files if p.stem == name.stem]):
+        for matches in (self._by_name.get(name.name, []), self._by_stem.get(name.stem, [])):
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:

@@ -208,6 +208,8 @@ def run_folder_task(
                      get_restorer(restorer, task, device=device_, **options),
                      load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
                      device_, seed, size, rank, world, batch_size)
+    if isinstance(run.model, FolderRestorer):   # every restoration this run reads, before any work
+        run.model.check_outputs([run.names[i] for i in [*order[:n_fit + extra], *evaluated]])
     fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:n_fit + extra])}
     operators = {split: _fit_operator(run, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
                                       border=border, clip_x_hat0=clip_x_hat0) for split in splits}

@@ -230,6 +230,10 @@ def test_folder_restorer_reads_outputs_by_file_name(folders, tmp_path):
     with pytest.raises(ValueError, match="holds 2 files"):
         get_restorer(f"folder:{twice}", "awgn50").restore_files(["x.bmp"])
     assert get_restorer(f"folder:{twice}", "awgn50").restore_files(["x.png"]).shape == (1, 3, 8, 8)
+    restorer.check_outputs(["a.jpg", "b.png"])                     # every input covered: no error
+    names = ["a.png"] + [f"gap{i}.png" for i in range(7)]
+    with pytest.raises(FileNotFoundError, match=r"no output for 7 of the 8 inputs of this run \(gap0.png, .*, \.\.\.\)"):
+        restorer.check_outputs(names)
 
 
 class RandomFeatures(torch.nn.Module):

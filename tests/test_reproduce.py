@@ -95,6 +95,43 @@ def test_missing_assets_stop_before_any_work(study_dir, capsys):
     assert not (study_dir / "results").exists()
 
 
+def test_only_the_selected_steps_assets_are_checked(study_dir):
+    """An asset named by one step's parameters stops that step's runs, not another step's."""
+    (study_dir / "study.yaml").write_text(
+        "name: tiny\n"
+        "assets:\n"
+        "  - {kind: folder, path: nowhere/ddrm, what: DDRM outputs, how: run DDRM}\n"
+        "steps:\n"
+        "  ddrm:\n"
+        "    notebook: write.ipynb\n"
+        "    output: results/ddrm.ipynb\n"
+        "    parameters: {value: 1, out: nowhere/ddrm/x.txt}\n"
+        "  plain:\n"
+        "    notebook: write.ipynb\n"
+        "    output: results/plain.ipynb\n"
+        "    parameters: {value: 2, out: results/plain.txt}\n")
+    study = load_study(study_dir / "study.yaml")
+    assert _statuses(run_study(study, only=["plain"])) == {"plain": "ran"}
+    for only in (["ddrm"], None):
+        with pytest.raises(SystemExit, match="nowhere/ddrm"):
+            run_study(study, only=only)
+
+
+def test_nproc_sets_every_step_that_has_one(study_dir, monkeypatch):
+    from dotlib.reproduce.command import set_nproc
+
+    study = load_study(study_dir / "study.yaml")
+    with pytest.raises(ValueError, match="no step of study 'tiny' has an nproc parameter"):
+        set_nproc(study, 8)
+    monkeypatch.chdir(ROOT)
+    paper = load_study(ROOT / "studies/paper.yaml")
+    names = set_nproc(paper, 8)
+    assert len(names) >= 6 and all(paper.steps[name].parameters["nproc"] == 8 for name in names)
+    with pytest.raises(ValueError, match="positive integer"):
+        set_nproc(paper, 0)
+    assert "--nproc $(NPROC)" in (ROOT / "Makefile").read_text()
+
+
 def test_paper_study_offline_lists_every_missing_asset(monkeypatch, tmp_path):
     import torch
 

@@ -101,10 +101,10 @@ class Asset:
         return f"  - {self.what}\n    where: {where}\n    how: {self.how}"
 
 
-def missing_assets(study: Study) -> list[Asset]:
-    """The study's assets that are not on this machine (or unusable: a folder with too few
-    images), required and optional ones."""
-    return [asset for asset in study.assets if not asset.is_present()]
+def missing_assets(study: Study, assets: list[Asset] | None = None) -> list[Asset]:
+    """The study's assets (or ``assets``: those of the selected steps) that are not on this
+    machine (or unusable: a folder with too few images), required and optional ones."""
+    return [asset for asset in (study.assets if assets is None else assets) if not asset.is_present()]
 
 
 def missing_assets_message(study: Study, missing: list[Asset]) -> str | None:

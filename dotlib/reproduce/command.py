@@ -45,6 +45,19 @@ def write_timings(study: str, summary: list[dict], wall: float, jobs: int) -> Pa
     return write_text("\n".join(lines) + "\n", str(TIMINGS).format(study))
 
 
+def set_nproc(study, nproc: int) -> list[str]:
+    """Set the ``nproc`` parameter of every step that has one (``make reproduce NPROC=8``);
+    returns those steps' names. ``ValueError`` for a count below 1 or a study with no such step."""
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be a positive integer, got {nproc!r}")
+    steps = [step for step in study.steps.values() if "nproc" in step.parameters]
+    if not steps:
+        raise ValueError(f"no step of study {study.name!r} has an nproc parameter")
+    for step in steps:
+        step.parameters["nproc"] = nproc
+    return [step.name for step in steps]
+
+
 def format_summary(summary: list[dict]) -> str:
     """A plain-text table of what ran, what was skipped, what failed, and how long."""
     width = max([len(record["step"]) for record in summary] + [4])
@@ -68,10 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="STEP", help="steps to run (shell patterns)")
     parser.add_argument("--force", action="store_true", help="re-run steps even when unchanged")
     parser.add_argument("--jobs", type=int, metavar="N", help="steps run at once (default: the study's jobs)")
+    parser.add_argument("--nproc", type=int, metavar="N",
+                        help="processes per step (GPUs) for every step with an nproc parameter")
     args = parser.parse_args(argv)
     study_path = Path(args.study).resolve()
     os.chdir(project_root(study_path.parent))
     study = load_study(study_path)
+    if args.nproc is not None:
+        set_nproc(study, args.nproc)
     began = time.perf_counter()
     try:
         summary = run_study(study, only=args.only, force=args.force, jobs=args.jobs)

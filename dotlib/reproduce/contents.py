@@ -24,6 +24,13 @@ def _uses(step: Step, asset: Asset) -> bool:
                for value in values)
 
 
+def step_assets(study: Study, step: Step) -> list[Asset]:
+    """The assets ``step`` uses: those one of its parameters names, and those no step names
+    (read from fixed places, like metric weights or the GPU)."""
+    named = {asset for asset in study.assets if any(_uses(other, asset) for other in study.steps.values())}
+    return [asset for asset in study.assets if asset not in named or _uses(step, asset)]
+
+
 def step_contents(study: Study, step: Step, digests: ContentDigests) -> dict[str, str]:
     """Label -> content digest of the assets and files ``step`` uses (see the module notes).
 
@@ -31,11 +38,8 @@ def step_contents(study: Study, step: Step, digests: ContentDigests) -> dict[str
     fixed places, like metric weights). Other parameters naming an existing file that no step
     writes count too (``parameter <name>`` labels, e.g. a ``restorer_checkpoint``).
     """
-    named = {asset for asset in study.assets if any(_uses(other, asset) for other in study.steps.values())}
     contents: dict[str, str] = {}
-    for asset in study.assets:
-        if asset in named and not _uses(step, asset):
-            continue
+    for asset in step_assets(study, step):
         digest = digests.asset(asset)
         if digest is not None:
             contents[f"asset {asset.kind} {asset.path}"] = digest

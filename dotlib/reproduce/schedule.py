@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from .assets import missing_assets, missing_assets_message
-from .contents import step_contents
+from .contents import step_assets, step_contents
 from .digests import DIGEST_CACHE, ContentDigests, code_digest
 from .outputs import STAMP_DIR, failed_dependency, read_stamp, write_stamp
 from .spec import Step, Study, parameter_problems
@@ -139,9 +139,16 @@ def _failure_reason(error: BaseException) -> str:
 
 def _selected_steps(study: Study, only: list[str] | None, jobs: int | None) -> tuple[list[Step], int]:
     """The steps to run (``only``: shell patterns of their names) and how many run at once, once
-    every required asset is here (a missing optional one is a warning) and every selected step's
+    every required asset of those steps is here (a missing optional one is a warning) and every selected step's
     parameters are declared by its notebook; ``SystemExit`` or ``ValueError`` otherwise."""
-    missing = missing_assets(study)
+    selected = [
+        step for name, step in study.steps.items()
+        if not only or any(fnmatch.fnmatch(name, pattern) for pattern in only)
+    ]
+    if only and not selected:
+        raise SystemExit(f"no step matches {only}; steps: {', '.join(study.steps)}")
+    used = [asset for asset in study.assets if any(asset in step_assets(study, step) for step in selected)]
+    missing = missing_assets(study, used)
     message = missing_assets_message(study, missing)
     if message:
         raise SystemExit(message)
@@ -149,12 +156,6 @@ def _selected_steps(study: Study, only: list[str] | None, jobs: int | None) -> t
         print(f"warning: {len(missing)} optional asset(s) missing; the study runs without them, and the "
               f"notebooks skip (and say) what needs them:", flush=True)
         print("\n".join(asset.describe() for asset in missing), flush=True)
-    selected = [
-        step for name, step in study.steps.items()
-        if not only or any(fnmatch.fnmatch(name, pattern) for pattern in only)
-    ]
-    if only and not selected:
-        raise SystemExit(f"no step matches {only}; steps: {', '.join(study.steps)}")
     problems = [f"step {step.name!r}: {problem}" for step in selected
                 for problem in parameter_problems(step.notebook, step.parameters)]
     if problems:
