@@ -24,6 +24,8 @@ def test_an_executed_notebook_is_stripped_to_its_sources_and_stripping_is_idempo
     code["outputs"] = [{"output_type": "stream", "name": "stderr", "text": ["IProgress not found\n"]}]
     code["execution_count"] = 7
     code["metadata"]["execution"] = {"iopub.status.busy": "2026-12-03T02:00:00Z"}
+    for cell in executed["cells"]:
+        cell["metadata"].setdefault("tags", [])      # JupyterLab adds empty tag lists
     stripped = _run(json.dumps(executed, indent=2))
     assert stripped == source                      # back to the committed bytes
     assert _run(stripped) == stripped

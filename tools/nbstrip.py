@@ -29,7 +29,7 @@ def strip(notebook: dict) -> dict:
     notebook["metadata"]["language_info"] = {"name": metadata.get("language_info", {}).get("name", "python")}
     for cell in notebook.get("cells", []):
         cell["metadata"] = {key: cell["metadata"][key] for key in KEPT_CELL_METADATA
-                            if key in cell.get("metadata", {})}
+                            if cell.get("metadata", {}).get(key)}   # an empty tag list is dropped too
         if cell.get("cell_type") == "code":
             cell["outputs"], cell["execution_count"] = [], None
     return notebook
