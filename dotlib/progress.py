@@ -82,11 +82,9 @@ def _number(value: float) -> str:
 
 
 def _rate(count: float, seconds: float, unit: str) -> str:
+    """Always seconds per unit (one convention, whether a loop is fast or slow)."""
     if count <= 0 or seconds <= 0:
         return ""
-    per_second = count / seconds
-    if per_second >= 1:
-        return f" ({_number(per_second)} {unit}/s)"
     return f" ({_number(seconds / count)} s/{unit})"
 
 

@@ -41,7 +41,7 @@ __all__ = [
     "stable_verdict",
     "task_label",
     "theory_markdown",
-    "validity_markdown", "vae_floor",
+    "RIDGE_CAPTION", "missing_line", "validity_markdown", "vae_floor",
     "to_latex",
     "verdict",
     "to_markdown",
@@ -336,6 +336,25 @@ def vae_floor(per_crop: pd.DataFrame) -> pd.DataFrame:
                          "share_above": cost[above].sum() / cost.sum(),
                          "x_hat0_minus_floor_above": (crops[column] - crops.psnr_xe)[above].mean()})
     return pd.DataFrame(rows)
+
+
+#: What each number of the ridge ablation is (``dotlib.study`` measures it on fitting crops).
+RIDGE_CAPTION = ("Ridge ablation, in-sample: the first 8 source crops of fold 0's fitting photos. "
+                 "psnr_cost_db: PSNR of x* minus PSNR of x̂0 over those crops (dB); detail x* and detail x̂0: "
+                 "the detail index ×10³ of each against the crops' clean versions (lower is closer); degenerate: "
+                 "the ridge leaves the source covariance singular, and the map adds noise where it is.")
+
+
+def missing_line(missing: Mapping[str, str]) -> str:
+    """One line for the metrics a run could not compute (``{metric: reason}``): the metrics that
+    share a reason named together, with the reason's first sentence once ("" when none)."""
+    reasons: dict[str, list[str]] = {}
+    for name, reason in missing.items():
+        reasons.setdefault(reason.split(". ")[0].rstrip("."), []).append(name.upper())
+    if not reasons:
+        return ""
+    return "Not computed: " + "; ".join(f"{', '.join(names)} ({reason})" for reason, names in reasons.items()) \
+        + ". How to get each: missing_metrics.json."
 
 
 def signal_row(table: pd.DataFrame, signal: str, alpha: float | None = None) -> pd.Series:

@@ -350,3 +350,12 @@ def test_planes_frame_the_path_show_intervals_and_point_to_a_far_y():
     fig = plots.perception_distortion(table, task="sr4")                   # y at the very top: an arrow,
     assert any(t.get_text().startswith("y:") for t in fig.axes[0].texts)   # not a marker cut by the edge
     plt.close(fig)
+
+
+def test_missing_weights_read_as_one_line() -> None:
+    inception = "Inception weights w.pt not found (looked at: /tmp/w.pt). Download it."
+    line = tables.missing_line({"fid": inception, "kid": inception, "is": inception, "lpips": "VGG16 weights v.pth "
+                                "not found. Get it."})
+    assert line == ("Not computed: FID, KID, IS (Inception weights w.pt not found (looked at: /tmp/w.pt)); "
+                    "LPIPS (VGG16 weights v.pth not found). How to get each: missing_metrics.json.")
+    assert "\n" not in line and tables.missing_line({}) == ""

@@ -202,3 +202,6 @@ def test_restore_task_notebook_runs_with_papermill(tmp_path):
                  "missing_metrics.json", "theory.csv", "ridge.csv", "per_crop.csv"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     assert np.isfinite(pd.read_csv(tmp_path / "run/theory.csv").psnr_cost_db).all()
+    executed = (tmp_path / "out.ipynb").read_text()
+    assert "application/vnd.jupyter.widget-view+json" in executed      # the α explorer, live in a kernel
+    assert "Not computed: FID, " in executed and executed.count("Not computed:") == 1

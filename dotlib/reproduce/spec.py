@@ -340,3 +340,23 @@ def check_parameters(notebook: str | Path, parameters: dict) -> None:
     problems = parameter_problems(Path(notebook), dict(parameters or {}))
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def preset_parameters(study: str, notebook: str, **match) -> dict:
+    """The parameters of the one step of ``studies/<study>.yaml`` that runs ``notebook`` (a file
+    name) with every parameter of ``match``, without its output folders (``*_dir``): a hand run
+    with them computes what that step committed, and writes under ``runs/``.
+
+    ``ValueError`` naming the candidates when no step or several match.
+    """
+    from ..paths import project_root
+
+    loaded = load_study(project_root() / "studies" / f"{study}.yaml")
+    steps = [step for step in loaded.steps.values() if step.notebook.name == notebook
+             and all(step.parameters.get(key) == value for key, value in match.items())]
+    if len(steps) != 1:
+        described = ", ".join(f"{key}={value!r}" for key, value in match.items())
+        candidates = [step.name for step in loaded.steps.values() if step.notebook.name == notebook]
+        raise ValueError(f"study {study!r} has {len(steps)} steps running {notebook} with {described}; "
+                         f"its steps for that notebook: {', '.join(candidates) or 'none'}")
+    return {key: value for key, value in steps[0].parameters.items() if not key.endswith("_dir")}
