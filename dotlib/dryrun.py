@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         ddrm = root / "ddrm" / "sr4_awgn50"
         variables["DOTLIB_DDRM_OUTPUTS"] = str(ddrm)
         os.environ.update(variables)
-        write_folder_outputs(Path(variables["DOTLIB_IMAGENET_VAL"]), ddrm, "sr4_awgn50", DRY_PARAMETERS["size"])
+        for images in ("DOTLIB_IMAGENET_VAL", "DOTLIB_IMAGENET_TRAIN"):   # DDRM's outputs for every input
+            write_folder_outputs(Path(variables[images]), ddrm, "sr4_awgn50", DRY_PARAMETERS["size"])
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         torch.set_num_threads(1)
         study = dry_study(load_study(Path("studies/paper.yaml")), nproc=args.nproc, device=args.device)

@@ -87,7 +87,8 @@ def moved_values(old: pd.DataFrame, new: pd.DataFrame, limit: int = 3) -> list[s
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             differs = ~_close(a.to_numpy(float), b.to_numpy(float), precision_of(str(column)))
         else:
-            differs = (a.astype(str) != b.astype(str)).to_numpy()
+            same = (a.astype(object) == b.astype(object)) | (a.isna() & b.isna())   # missing labels agree
+            differs = ~same.to_numpy(dtype=bool)
         old_list, new_list = a.tolist(), b.tolist()
         moved += [f"{column}, row {row}: {old_list[row]!r} -> {new_list[row]!r}" for row in np.flatnonzero(differs)]
     return moved[:limit] + ([f"... {len(moved) - limit} more"] if len(moved) > limit else [])

@@ -154,6 +154,7 @@ def run_folder_task(
     restorer: str,
     data: str,
     encoder: str = "embedded",
+    fit_data: str | None = None,
     restorer_checkpoint: str | None = None,
     fit_split: str = "same",
     ablation_splits: Sequence[str] = (),
@@ -182,40 +183,38 @@ def run_folder_task(
 ) -> FolderRun | None:
     """One task on an image folder, streamed and data-parallel; the authors' protocol.
 
-    Images are sorted by path and shuffled by ``seed``; the first ``n_fit`` are fitted
-    (``fit_split="same"``: target = those images, source = their restorations; ``disjoint``:
-    the source is the next ``n_fit`` images), every other image is evaluated (``max_eval``
-    caps it), each prepared at ``size``² by ``protocol`` (:mod:`dotlib.protocol`: ``"authors"``, their
-    centre square resized bilinearly and their degradations; ``"dotlib"``, short side ``size``
-    then a centre crop, and :mod:`dotlib.degradations`). Signals:
-    ``x``, ``xe`` = D(E(x)), ``y`` (upsampled), ``x_star`` and ``x_alpha`` for ``alphas`` (the
-    first decoding of ``fit_split``), ``secondary_alphas`` (its other decodings) and α = 0
-    (each of ``ablation_splits``). ``border``, ``clip_x_hat0``, ``latent``, ``ridge``, ``eps``
-    select the authors' conventions (:meth:`LatentOT.authors`). ``fid_mode``: clean-fid's
-    ``"clean"`` or ``"legacy_tensorflow"`` (comparable with the poster's torchmetrics
-    numbers). Returns a :class:`FolderRun` on rank 0, None on the others.
+    Images are sorted by path and shuffled by ``seed``; the first ``n_fit`` are fitted (``same``:
+    target = those images, source = their restorations; ``disjoint``: the source is the next
+    ``n_fit``), the others evaluated (at most ``max_eval``). With ``fit_data`` (the authors: 16
+    ImageNet *train* images) the fitted images come from that folder and all of ``data`` is
+    evaluated. Images are prepared at ``size``² by ``protocol`` (:mod:`dotlib.protocol`).
+    Signals: ``x``, ``xe`` = D(E(x)), ``y`` (upsampled), ``x_star`` and ``x_alpha`` for
+    ``alphas`` (the first decoding of ``fit_split``), ``secondary_alphas`` (its other decodings)
+    and α = 0 (each of ``ablation_splits``). ``border``, ``clip_x_hat0``, ``latent``, ``ridge``,
+    ``eps`` select the authors' conventions (:meth:`LatentOT.authors`); ``fid_mode``: clean-fid's
+    ``"clean"`` or ``"legacy_tensorflow"`` (the poster's). A :class:`FolderRun` on rank 0, else None.
     """
     splits = fitted_designs(fit_split, ablation_splits, FOLDER_SPLITS)
     decodes = check_decodes(decodes)
     _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers, protocol)
     rank, world, device_ = start_processes(device)
-
-    folder = PreparedFolder(data, protocol, size)
     extra = n_fit if "disjoint" in splits else 0
-    order, evaluated = _shuffled(folder, n_fit + extra, max_eval, seed, max(2, world))
+    fitted = n_fit + extra
+    folder, fit_folder, order, evaluated = _chosen_images(data, fit_data, protocol, size, fitted, max_eval, seed,
+                                                          max(2, world))
     options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
     run = _FolderRun(task, folder, [path.name for path in folder.files],
                      get_restorer(restorer, task, device=device_, **options),
                      load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
                      device_, seed, size, rank, world, batch_size)
     if isinstance(run.model, FolderRestorer):   # every restoration this run reads, before any work
-        run.model.check_outputs([run.names[i] for i in [*order[:n_fit + extra], *evaluated]])
+        run.model.check_outputs([fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
     fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:n_fit + extra])}
-    operators = {split: _fit_operator(run, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
+    operators = {split: _fit_operator(run, fit_folder, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
                                       border=border, clip_x_hat0=clip_x_hat0) for split in splits}
 
     features, classifier, lpips_model, missing = perception_models(device_, inception, lpips, fid_mode)
-    evaluator = StreamingEvaluator(torch.stack([folder[i] for i in order[:n_fit]]), device=device_,
+    evaluator = StreamingEvaluator(torch.stack([fit_folder[i] for i in order[:n_fit]]), device=device_,
                                    features=features, classifier=classifier, lpips=lpips_model,
                                    kid_capacity=kid_capacity, is_splits=min(10, len(evaluated)), seed=seed)
     loader = _loader(_Indexed(folder, evaluated), rank, world, batch_size, num_workers)
@@ -226,9 +225,8 @@ def run_folder_task(
         return None
     labels = {"task": task, "restorer": _restorer_label(run.model, restorer), "encoder": _encoder_label(encoder)}
     images = {key: torch.cat(parts) for key, parts in kept.items()} | {"x_hat0": torch.cat(kept[f"x_hat0_{decodes[0]}"])}
-    description = (f"{display_path(data)}: {n_fit} fitting images ({fit_split}), {len(evaluated)} evaluated at "
-                   f"{size}² ({protocol} protocol), {world} process{'es' if world > 1 else ''} (shuffled with seed "
-                   f"{seed}); metrics streamed (differences to x* with normal 95 % intervals over images)")
+    description = _description(data, fit_data, f"{n_fit} fitting images", fit_split, len(evaluated),
+                               f"{size}² ({protocol} protocol)", world, seed)
     return FolderRun(table=_folder_table(evaluator.compute(), labels, operators), images=images, photos=kept_names,
                      missing=missing, description=description)
 
@@ -243,6 +241,37 @@ def _shuffled(folder: PreparedFolder, fitted: int, max_eval: int | None, seed: i
         raise ValueError(f"{folder.folder.root} holds {len(folder)} images: {fitted} are fitted and {len(evaluated)} "
                          f"remain to evaluate; at least {needed} are needed")
     return order, evaluated
+
+
+def _description(data: str, fit_data: str | None, fitting: str, fit_split: str, evaluated: int, prepared: str,
+                 world: int, seed: int) -> str:
+    """One sentence on what a folder run fitted and evaluated, and how."""
+    fitted_from = "" if fit_data is None else f" from {display_path(fit_data)}"
+    return (f"{display_path(data)}: {fitting}{fitted_from} ({fit_split}), {evaluated} evaluated at {prepared}, "
+            f"{world} process{'es' if world > 1 else ''} (shuffled with seed {seed}); metrics streamed "
+            f"(differences to x* with normal 95 % intervals over images)")
+
+
+def _chosen_images(data: str, fit_data: str | None, protocol: str, size: int, fitted: int, max_eval: int | None,
+                   seed: int, needed: int) -> tuple[PreparedFolder, PreparedFolder, list[int], list[int]]:
+    """``(folder, fitting folder, fitting order, evaluated positions)``: with one folder, its shuffled
+    positions (the first ``fitted`` are fitted, the rest evaluated); with ``fit_data``, the
+    fitting folder's shuffled positions and every image of ``data`` (at most ``max_eval``)."""
+    folder = PreparedFolder(data, protocol, size)
+    if fit_data is None:
+        order, evaluated = _shuffled(folder, fitted, max_eval, seed, needed)
+        return folder, folder, order, evaluated
+    fit_folder = PreparedFolder(fit_data, protocol, size)
+    return folder, fit_folder, _fitting_order(fit_folder, fitted, seed), _shuffled(folder, 0, max_eval, seed, needed)[1]
+
+
+def _fitting_order(folder: PreparedFolder, fitted: int, seed: int) -> list[int]:
+    """The positions of a separate fitting folder, shuffled by ``seed``; ``ValueError`` when it
+    holds fewer than the ``fitted`` images the designs need."""
+    if len(folder) < fitted:
+        raise ValueError(f"the fitting folder {folder.folder.root} holds {len(folder)} images; the designs fit on "
+                         f"{fitted} (n_fit, twice with the disjoint ablation)")
+    return torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 def _check_folder_options(task: str, fid_mode: str, n_fit: int, max_eval: int | None, batch_size: int,
@@ -273,13 +302,18 @@ class _FolderRun:
     world: int
     batch_size: int
 
-    def restored(self, clean: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(y, x*)`` of clean images at these file positions (y's noise seeded by position)."""
-        y = _degraded(self.task, clean.cpu(), positions, self.seed, self.folder.protocol).to(self.device)
-        return y, _restored(self.model, y, [self.names[int(p)] for p in positions], (self.size, self.size))
+    def restored(self, clean: torch.Tensor, positions: torch.Tensor,
+                 folder: PreparedFolder | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y, x*)`` of clean images at these file positions of ``folder`` (default: the evaluated
+        folder; y's noise seeded by position)."""
+        folder = folder or self.folder
+        y = _degraded(self.task, clean.cpu(), positions, self.seed, folder.protocol).to(self.device)
+        names = [folder.files[int(p)].name for p in positions]
+        return y, _restored(self.model, y, names, (self.size, self.size))
 
 
-def _fit_side(run: _FolderRun, positions: list[int], which: str, patch_size: int) -> GaussianStats:
+def _fit_side(run: _FolderRun, folder: PreparedFolder, positions: list[int], which: str,
+              patch_size: int) -> GaussianStats:
     """Statistics of one side (``"target"``: clean images; ``"source"``: their restorations).
 
     Each process takes whole batches; the batches' statistics are gathered and merged in batch
@@ -289,17 +323,18 @@ def _fit_side(run: _FolderRun, positions: list[int], which: str, patch_size: int
     own = {}
     for number in range(run.rank, len(chunks), run.world):
         share = torch.tensor(chunks[number])
-        clean = torch.stack([run.folder[i] for i in chunks[number]])
-        images = clean if which == "target" else run.restored(clean.to(run.device), share)[1]
+        clean = torch.stack([folder[i] for i in chunks[number]])
+        images = clean if which == "target" else run.restored(clean.to(run.device), share, folder)[1]
         own[number] = valid_patch_stats(_encoded(run.vae, images.to(run.device), share, run.seed), patch_size)
     return _merged_in_order(own, len(chunks), run.world, run.vae.latent_channels * patch_size ** 2, run.device)
 
 
-def _fit_operator(run: _FolderRun, target: list[int], source: list[int], patch_size: int,
+def _fit_operator(run: _FolderRun, folder: PreparedFolder, target: list[int], source: list[int], patch_size: int,
                   **options) -> LatentOT:
-    """The operator fitted on the clean images at ``target`` and the restorations of those at ``source``."""
-    target_stats = _fit_side(run, target, "target", patch_size)
-    source_stats = _fit_side(run, source, "source", patch_size)
+    """The operator fitted on the clean images of ``folder`` at ``target`` and the restorations of
+    those at ``source``."""
+    target_stats = _fit_side(run, folder, target, "target", patch_size)
+    source_stats = _fit_side(run, folder, source, "source", patch_size)
     return LatentOT.from_stats(run.vae, source_stats, target_stats, patch_size=patch_size, seed=run.seed,
                                batch_size=run.batch_size, **options)
 

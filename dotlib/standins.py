@@ -62,6 +62,9 @@ clean-fid download real weights or build ad-hoc models in memory).
     ``ILSVRC2012_val_00000001.JPEG`` ... : crops of the package's own photos
     (:data:`dotlib.data.PHOTO_POOL`) of varied sizes (short side at least ``image_size``)
     and aspect ratios (1 to 3:2, both orientations), saved by PIL at quality 95.
+``imagenet/train/``
+    ``n00000000_00000001.JPEG`` ... : other crops drawn the same way (the fitting folder; the
+    authors fit on 16 ImageNet train images).
 
 Every asset is deterministic given ``seed`` (each asset draws from its own generator
 seeded from ``seed`` and its name; the caller's global random state is left as it was):
@@ -106,6 +109,7 @@ INCEPTION_FILE = "inception-2015-12-05.pt"
 TORCH_HOME_DIR = "torch"
 VGG16_FILE = "vgg16-397923af.pth"
 IMAGENET_DIR = "imagenet/val"
+IMAGENET_TRAIN_DIR = "imagenet/train"
 
 #: Tiny Stable-Diffusion-shaped VAE (SD: block_out_channels 128, 256, 512, 512; 2 layers; 32 groups).
 VAE_CONFIG: dict = {
@@ -392,13 +396,12 @@ def _photo_crops(n_images: int, image_size: int, seed: int) -> list[np.ndarray]:
     return crops
 
 
-def _write_imagenet(folder: Path, seed: int, n_images: int, image_size: int) -> None:
+def _write_imagenet(folder: Path, seed: int, n_images: int, image_size: int, prefix: str) -> None:
     from PIL import Image
 
     folder.mkdir(parents=True)
     for index, crop in enumerate(_photo_crops(n_images, image_size, seed), start=1):
-        Image.fromarray(crop).save(folder / f"ILSVRC2012_val_{index:08d}.JPEG", "JPEG",
-                                               quality=_JPEG_QUALITY)
+        Image.fromarray(crop).save(folder / f"{prefix}{index:08d}.JPEG", "JPEG", quality=_JPEG_QUALITY)
 
 
 # ----------------------------------------------------------------------------- building
@@ -426,10 +429,12 @@ def _assets(n_images: int, image_size: int, seed: int) -> list[_Asset]:
                             architecture=architecture, kwargs=kwargs, storage=storage))
     assets.append(entry("inception", f"{INCEPTION_DIR}/{INCEPTION_FILE}", _write_inception))
     assets.append(entry("vgg16", f"{TORCH_HOME_DIR}/hub/checkpoints/{VGG16_FILE}", _write_vgg16))
-    assets.append(entry("imagenet-val", IMAGENET_DIR,
-                        lambda path, sub: _write_imagenet(path, sub, n_images, image_size),
-                        n_images=n_images, image_size=image_size, jpeg_quality=_JPEG_QUALITY,
-                        photos=list(PHOTO_POOL)))
+    for key, folder, prefix in (("imagenet-val", IMAGENET_DIR, "ILSVRC2012_val_"),
+                                ("imagenet-train", IMAGENET_TRAIN_DIR, "n00000000_")):
+        assets.append(entry(key, folder, lambda path, sub, prefix=prefix: _write_imagenet(path, sub, n_images,
+                                                                                          image_size, prefix),
+                            n_images=n_images, image_size=image_size, jpeg_quality=_JPEG_QUALITY,
+                            photos=list(PHOTO_POOL)))
     return assets
 
 
@@ -491,7 +496,7 @@ def _ensure(root: Path, manifest: dict, asset: _Asset) -> bool:
 def build_standins(root: str | Path, n_images: int = 24, image_size: int = 96, seed: int = 0) -> dict[str, str]:
     """Write every stand-in asset under root and return the environment variables that point the study at them.
 
-    Returns ``DOTLIB_SD_VAE``, ``DOTLIB_IMAGENET_VAL``, ``DOTLIB_CHECKPOINTS``,
+    Returns ``DOTLIB_SD_VAE``, ``DOTLIB_IMAGENET_VAL``, ``DOTLIB_IMAGENET_TRAIN``, ``DOTLIB_CHECKPOINTS``,
     ``DOTLIB_INCEPTION_PATH``, ``TORCH_HOME`` and ``DOTLIB_LPIPS_VGG`` (absolute paths).
     Assets already written with the same parameters are kept (the VGG16 file alone is
     528 MiB); anything under ``root`` that this function did not write is never replaced.
@@ -509,6 +514,7 @@ def build_standins(root: str | Path, n_images: int = 24, image_size: int = 96, s
     return {
         "DOTLIB_SD_VAE": str(root / VAE_DIR),
         "DOTLIB_IMAGENET_VAL": str(root / IMAGENET_DIR),
+        "DOTLIB_IMAGENET_TRAIN": str(root / IMAGENET_TRAIN_DIR),
         "DOTLIB_CHECKPOINTS": str(root / CHECKPOINT_DIR),
         "DOTLIB_INCEPTION_PATH": str(root / INCEPTION_DIR),
         "TORCH_HOME": str(root / TORCH_HOME_DIR),

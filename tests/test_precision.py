@@ -50,6 +50,9 @@ def test_a_rerun_within_precision_keeps_the_file_and_one_beyond_rewrites_it(tmp_
 def test_moved_values_reads_strings_nans_and_shapes() -> None:
     old = _frame(0.0426, -0.0048)
     assert moved_values(old, old.copy()) == []
+    labels = pd.DataFrame({"decode": ["", "direct"]}).replace("", None)    # empty labels read back as missing
+    assert moved_values(labels, labels.copy()) == []
+    assert moved_values(labels, labels.fillna("residual"))[0].endswith("-> 'residual'")
     other = old.assign(signal=["x_star", "y"])
     assert moved_values(old, other) == ["signal, row 1: 'x_hat0' -> 'y'"]
     assert moved_values(old, old.assign(ssim=[0.5, 0.8]))[0].startswith("ssim, row 0: nan -> 0.5")

@@ -149,7 +149,8 @@ def test_paper_study_offline_lists_every_missing_asset(monkeypatch, tmp_path):
     required, optional = message.split("also missing, optional")
     assert "stabilityai/sd-vae-ft-ema" in required and "hf download" in required
     assert "huggingface-cli download" not in message
-    assert "ImageNet" in required and "at least 34 image files" in required and "the least is 18" in required
+    assert "ImageNet validation" in required and "at least max(2, nproc) image files" in required
+    assert "ImageNet train" in required and "at least 32 image files" in required and "DOTLIB_IMAGENET_TRAIN" in required
     for name in ("SwinIR-M_x4.pth", "SwinIR-M_jpeg10.pth", "sigma50.pth", "Swin2SR_CompressedSR_X4_48.pth",
                  "RRDB_ESRGAN_x4.pth"):
         assert name in required

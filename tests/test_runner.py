@@ -76,3 +76,26 @@ def test_bad_runs_fail_before_any_work() -> None:
         launch(1, task="sr4", restorer="mse_net", data=str(PHOTOS), n_eval=5)
     with pytest.raises(ValueError, match="remain to evaluate"):
         run_folder_task("sr4", "mse_net", **{**SMALL, "n_fit": 12})
+
+
+def test_a_separate_fitting_folder_fits_there_and_evaluates_all_of_data(tmp_path) -> None:
+    """The authors fit on ImageNet train and evaluate every val image: with ``fit_data`` the
+    fitted images are those a one-folder run would fit on in that folder (same seed, same
+    shuffle), and every image of ``data`` is evaluated."""
+    import shutil
+
+    files = sorted(ImageFolder(PHOTOS).files)
+    for name, chosen in (("fit", files[:6]), ("val", files[6:])):
+        (tmp_path / name).mkdir()
+        for path in chosen:
+            shutil.copy(path, tmp_path / name / path.name)
+    options = {**SMALL, "max_eval": None, "alphas": [0.0], "decodes": ["direct"]}
+    separate = run_folder_task("sr4", "mse_net", **{**options, "data": str(tmp_path / "val"),
+                                                    "fit_data": str(tmp_path / "fit")})
+    alone = run_folder_task("sr4", "mse_net", **{**options, "data": str(tmp_path / "fit")})
+    assert set(separate.table.n_images) == {len(files) - 6} and "from " in separate.description
+    fitted = [run.table.latent_w2_fitted.dropna().iloc[0] for run in (separate, alone)]
+    assert fitted[0] == pytest.approx(fitted[1], rel=1e-9)          # the same 4 images fitted
+    with pytest.raises(ValueError, match="holds 6 images; the designs fit on 8"):
+        run_folder_task("sr4", "mse_net", **{**options, "n_fit": 8, "data": str(tmp_path / "val"),
+                                             "fit_data": str(tmp_path / "fit")})

@@ -17,7 +17,7 @@ from dotlib.standins import CHECKPOINT_FILES, MANIFEST_FILE, _esrgan_official_la
 
 N_IMAGES, IMAGE_SIZE = 6, 64
 BUILD = dict(n_images=N_IMAGES, image_size=IMAGE_SIZE, seed=0)
-VARIABLES = {"DOTLIB_SD_VAE", "DOTLIB_IMAGENET_VAL", "DOTLIB_CHECKPOINTS", "DOTLIB_INCEPTION_PATH", "TORCH_HOME",
+VARIABLES = {"DOTLIB_SD_VAE", "DOTLIB_IMAGENET_VAL", "DOTLIB_IMAGENET_TRAIN", "DOTLIB_CHECKPOINTS", "DOTLIB_INCEPTION_PATH", "TORCH_HOME",
              "DOTLIB_LPIPS_VGG"}
 
 
@@ -154,6 +154,9 @@ def test_image_folder_holds_imagenet_style_jpegs(built):
     assert len({round(w / h, 2) for w, h in sizes}) >= 2  # varied aspect ratios
     dataset = ImageFolder(folder, resize=IMAGE_SIZE, crop=IMAGE_SIZE)
     assert len(dataset) == N_IMAGES and dataset[0].shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+    train = Path(built[1]["DOTLIB_IMAGENET_TRAIN"])                 # the fitting folder: other crops
+    assert _files(train) == [f"n00000000_{i:08d}.JPEG" for i in range(1, N_IMAGES + 1)]
+    assert not filecmp.cmp(train / "n00000000_00000001.JPEG", folder / "ILSVRC2012_val_00000001.JPEG", shallow=False)
 
 
 def test_vgg16_has_torchvision_keys_and_shapes(built):
@@ -180,7 +183,7 @@ def test_a_rerun_keeps_what_is_built_and_rebuilds_what_changed(built, built_agai
     assert build_standins(root, **BUILD) == built_again[1]
     assert {name: (root / name).stat().st_mtime_ns for name in stamps} == stamps
     build_standins(root, **{**BUILD, "n_images": 3})
-    assert len(list((root / "imagenet" / "val").iterdir())) == 3
+    assert len(list((root / "imagenet" / "val").iterdir())) == len(list((root / "imagenet" / "train").iterdir())) == 3
     kept = [name for name in stamps if not name.startswith("imagenet/")]
     assert {name: (root / name).stat().st_mtime_ns for name in kept} == {name: stamps[name] for name in kept}
     build_standins(root, **BUILD)  # back as it was, byte for byte
