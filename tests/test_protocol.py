@@ -62,3 +62,20 @@ def test_bad_protocol_and_task_are_named(photo) -> None:
         prepare(photo, "sr4", "paper")
     with pytest.raises(ValueError, match="known tasks"):
         prepare(photo, "sr8", "authors")
+
+
+def test_the_readme_convention_table_is_the_code_s() -> None:
+    from dotlib.conventions import CONVENTIONS, conventions_markdown
+    from dotlib.paths import project_root
+
+    readme = (project_root() / "README.md").read_text(encoding="utf-8")
+    indented = "\n".join("  " + line for line in conventions_markdown().splitlines())
+    assert indented in readme
+    for row in CONVENTIONS:
+        assert row.paper_study == "same" or row.paper_study.startswith(("option: ", "different, because "))
+    paper = (project_root() / "studies" / "paper.yaml").read_text()
+    for row in CONVENTIONS:   # every option the paper study is said to set, it sets
+        if row.paper_study.startswith("option: "):
+            for setting in row.paper_study.removeprefix("option: ").split(" (")[0].split(", "):
+                key = setting.split(":")[0].split(" ")[0]
+                assert f"{key}:" in paper, key
