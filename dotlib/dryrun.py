@@ -36,8 +36,12 @@ DRY_ROOT = Path("runs/paper_dryrun")
 PAPER_ROOT = "results/paper"
 
 #: Task-step parameters the dry run overrides (where the step has them).
-DRY_PARAMETERS = {"size": 64, "n_fit": 8, "max_eval": 8, "alpha_step": 0.5, "secondary_alpha_step": 1.0,
-                  "device": "cpu", "batch_size": 4, "num_workers": 0, "kid_capacity": 64}
+DRY_PARAMETERS = {"size": 64, "n_fit": 8, "max_eval": 20, "alpha_step": 0.5, "secondary_alpha_step": 1.0,
+                  "device": "cpu", "batch_size": 4, "num_workers": 0, "kid_capacity": 64, "kid_subsets": 20,
+                  "kid_subset_size": 10, "is_splits": 2}
+
+#: Spreads the dry run's settings make non-zero (a constant IS or KID would leave them 0).
+SPREAD_COLUMNS = ("is_sd", "kid_sd")
 
 #: Metric columns every task's metrics.csv must fill on the dry run (stand-ins for every weight).
 REQUIRED_COLUMNS = tuple(entry.key for entry in METRICS if entry.key != "latent_w2")
@@ -90,7 +94,8 @@ def write_folder_outputs(images: Path, outputs: Path, task: str, size: int, seed
 
 
 def missing_columns(task_folders: list[Path]) -> dict[str, list[str]]:
-    """Per task folder, the :data:`REQUIRED_COLUMNS` with no value in some row (all when no metrics.csv)."""
+    """Per task folder, the :data:`REQUIRED_COLUMNS` with no value in some row (all when no
+    metrics.csv), and the :data:`SPREAD_COLUMNS` that are not positive in every row."""
     out = {}
     for folder in task_folders:
         path = folder / "metrics.csv"
@@ -100,6 +105,8 @@ def missing_columns(task_folders: list[Path]) -> dict[str, list[str]]:
         table = pd.read_csv(path)
         measured = table[~table.signal.eq("x")]   # x against itself: PSNR is infinite by definition
         empty = [c for c in REQUIRED_COLUMNS if c not in table or measured[c].isna().any()]
+        empty += [f"{c} > 0 (IS on 2 splits, KID on subsets smaller than the set)" for c in SPREAD_COLUMNS
+                  if c in table and not (measured[c] > 0).all()]
         if empty:
             out[folder.name] = empty
     return out

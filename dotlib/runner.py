@@ -179,6 +179,9 @@ def run_folder_task(
     lpips: bool = True,
     fid_mode: str = "clean",
     kid_capacity: int = 5000,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    is_splits: int = 10,
     n_keep: int = 4,
 ) -> FolderRun | None:
     """One task on an image folder, streamed and data-parallel; the authors' protocol.
@@ -192,43 +195,40 @@ def run_folder_task(
     ``alphas`` (the first decoding of ``fit_split``), ``secondary_alphas`` (its other decodings)
     and α = 0 (each of ``ablation_splits``). ``border``, ``clip_x_hat0``, ``latent``, ``ridge``,
     ``eps`` select the authors' conventions (:meth:`LatentOT.authors`); ``fid_mode``: clean-fid's
-    ``"clean"`` or ``"legacy_tensorflow"`` (the poster's). A :class:`FolderRun` on rank 0, else None.
+    ``"clean"`` or ``"legacy_tensorflow"`` (the poster's); ``kid_*``, ``is_splits``: KID's subsets
+    and IS's splits (at most one per image). A :class:`FolderRun` on rank 0, else None.
     """
     splits = fitted_designs(fit_split, ablation_splits, FOLDER_SPLITS)
     decodes = check_decodes(decodes)
     _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers, protocol)
     rank, world, device_ = start_processes(device)
-    extra = n_fit if "disjoint" in splits else 0
-    fitted = n_fit + extra
+    fitted = n_fit * (2 if "disjoint" in splits else 1)   # the disjoint ablation's source: the next n_fit
     folder, fit_folder, order, evaluated = _chosen_images(data, fit_data, protocol, size, fitted, max_eval, seed,
                                                           max(2, world))
-    options = {} if restorer_checkpoint is None else {"checkpoint": restorer_checkpoint}
     run = _FolderRun(task, folder, [path.name for path in folder.files],
-                     get_restorer(restorer, task, device=device_, **options),
+                     get_restorer(restorer, task, device=device_, **({} if restorer_checkpoint is None
+                                                                     else {"checkpoint": restorer_checkpoint})),
                      load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
                      device_, seed, size, rank, world, batch_size)
-    if isinstance(run.model, FolderRestorer):   # every restoration this run reads, before any work
-        run.model.check_outputs([fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
-    fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:n_fit + extra])}
+    _check_restorations(run, [fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
+    fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:fitted])}
     operators = {split: _fit_operator(run, fit_folder, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
                                       border=border, clip_x_hat0=clip_x_hat0) for split in splits}
-
     features, classifier, lpips_model, missing = perception_models(device_, inception, lpips, fid_mode)
     evaluator = StreamingEvaluator(torch.stack([fit_folder[i] for i in order[:n_fit]]), device=device_,
-                                   features=features, classifier=classifier, lpips=lpips_model,
-                                   kid_capacity=kid_capacity, is_splits=min(10, len(evaluated)), seed=seed)
+                                   features=features, classifier=classifier, lpips=lpips_model, seed=seed,
+                                   kid_capacity=kid_capacity, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                                   is_splits=min(is_splits, len(evaluated)))
     loader = _loader(_Indexed(folder, evaluated), rank, world, batch_size, num_workers)
     kept, kept_names = _evaluate(run, operators, alpha_sweeps(splits, decodes, alphas, secondary_alphas), loader,
                                  evaluator, f"{task} / {restorer}", n_keep)
     evaluator.reduce()
     if rank != 0:
         return None
-    labels = {"task": task, "restorer": _restorer_label(run.model, restorer), "encoder": _encoder_label(encoder)}
-    images = {key: torch.cat(parts) for key, parts in kept.items()} | {"x_hat0": torch.cat(kept[f"x_hat0_{decodes[0]}"])}
     description = _description(data, fit_data, f"{n_fit} fitting images", fit_split, len(evaluated),
                                f"{size}² ({protocol} protocol)", world, seed)
-    return FolderRun(table=_folder_table(evaluator.compute(), labels, operators), images=images, photos=kept_names,
-                     missing=missing, description=description)
+    return _folder_run(run, evaluator.compute(), operators, kept, kept_names, missing, (restorer, encoder, decodes[0]),
+                       description)
 
 
 def _shuffled(folder: PreparedFolder, fitted: int, max_eval: int | None, seed: int,
@@ -241,6 +241,23 @@ def _shuffled(folder: PreparedFolder, fitted: int, max_eval: int | None, seed: i
         raise ValueError(f"{folder.folder.root} holds {len(folder)} images: {fitted} are fitted and {len(evaluated)} "
                          f"remain to evaluate; at least {needed} are needed")
     return order, evaluated
+
+
+def _folder_run(run: _FolderRun, values: dict, operators: dict[str, LatentOT], kept: dict, kept_names: list[str],
+                missing: dict, names: tuple[str, str, str], description: str) -> FolderRun:
+    """Rank 0's result: the table from the evaluator's ``values`` labelled with ``names`` (restorer,
+    encoder, headline decoding), the kept images, what is missing and the run's description."""
+    restorer, encoder, headline = names
+    labels = {"task": run.task, "restorer": _restorer_label(run.model, restorer), "encoder": _encoder_label(encoder)}
+    images = {key: torch.cat(parts) for key, parts in kept.items()} | {"x_hat0": torch.cat(kept[f"x_hat0_{headline}"])}
+    return FolderRun(table=_folder_table(values, labels, operators), images=images, photos=kept_names,
+                     missing=missing, description=description)
+
+
+def _check_restorations(run: _FolderRun, names: list[str]) -> None:
+    """A folder restorer (precomputed outputs) must hold one for every input the run reads, before any work."""
+    if isinstance(run.model, FolderRestorer):
+        run.model.check_outputs(names)
 
 
 def _description(data: str, fit_data: str | None, fitting: str, fit_split: str, evaluated: int, prepared: str,
