@@ -44,6 +44,7 @@ from .encoders import Encoder, load_encoder
 from .gaussian import DEFAULT_EPS, DEFAULT_RELATIVE_EPS, GaussianStats, w2
 from .latent_ot import DECODES, LatentOT
 from .metrics import fid, inception_score, kid
+from .metrics.distortion import mse, psnr_of_mse
 from .metrics.registry import metric, per_image_functions
 from .metrics.detail import DetailFrechet
 from .metrics.paired import PairedBootstrap
@@ -284,7 +285,7 @@ def _ridge_ablation(vae: Encoder, design: Design, stats_clean, stats_star, z_sta
     measured = source_idx[:n_measured]
     clean, restored = design.images[measured], x_star[measured]
     detail = DetailFrechet(clean)
-    psnr = lambda a, b: 10.0 * math.log10(1.0 / (a.double() - b.double()).square().mean().item())  # noqa: E731
+    psnr = lambda a, b: float(psnr_of_mse(mse(a, b).double().mean()))  # noqa: E731   the pooled PSNR of one crop size
     base_psnr, base_detail = psnr(restored, clean), detail(restored)
     source, target = _merged(stats_star, source_idx), _merged(stats_clean, target_idx)
     rows = []
@@ -348,7 +349,7 @@ def run_task(
     pool = _restore_and_encode(task, get_restorer(restorer, task, device=device, **options),
                                load_encoder(encoder, device=device), design_for_pool(size, crops_per_photo, n_folds,
                                                                                      n_fit, splits, seed),
-                               torch.device(device), seed, patch_size, batch_size)
+                               torch.device(device), seed, patch_size, batch_size, f"{task} / {restorer}")
     plan = {key: sweep if 0.0 in sweep else [*sweep, 0.0]   # every x̂0 too: the theory check and headline read it
             for key, sweep in alpha_sweeps(splits, decodes, alphas, secondary_alphas).items()}
     x_alpha, round_trip_star, latent_w2_fitted = _transport_folds(
@@ -364,16 +365,27 @@ def run_task(
     table = _task_table(rows, bootstrap.compute(), latent_w2_fitted)
     headline = {decode: x_alpha[(fit_split, decode)][plan[(fit_split, decode)].index(0.0)].clone()
                 for decode in decodes}
-    x, star = pool.evaluated_images("x"), pool.evaluated_images("x_star")
-    w2_dim = pixel_w2_per_dim(star, x)
-    theory = {decode: {**theory_check(x, star, image, round_trip_star, w2_dim=w2_dim),
-                       **_cost_interval(table, fit_split, decode)} for decode, image in headline.items()}
-    ridge_table = _ridge_ablation(pool.vae, pool.design, pool.stats_clean, pool.stats_star, pool.z_star,
-                                  pool.x_star, patch_size, fit_split)
-    images = {"x": x, "y": pool.y[pool.evaluated], "x_star": star, "xe": signals[1][1],
+    theory, ridge_table = _checks(pool, table, headline, round_trip_star, fit_split, f"{task} / {restorer}")
+    images = {"x": pool.evaluated_images("x"), "y": pool.y[pool.evaluated], "x_star": pool.evaluated_images("x_star"),
+              "xe": signals[1][1],
               "x_hat0": headline[decodes[0]], **{f"x_hat0_{decode}": image for decode, image in headline.items()}}
     return TaskRun(table=table, images=images, photos=pool.photos, theory=theory, ridge=ridge_table,
                    missing=missing, description=pool.design.description, decodings=decodings)
+
+
+def _checks(pool: "_Pool", table: pd.DataFrame, headline: dict[str, torch.Tensor], round_trip_star: torch.Tensor,
+            fit_split: str, name: str) -> tuple[dict, pd.DataFrame]:
+    """The theory check of each decoding's x̂0 (with its cost interval from ``table``) and the ridge ablation."""
+    with progress(total=2, desc=f"{name}: theory check and ridge ablation", unit="check") as bar:
+        x, star = pool.evaluated_images("x"), pool.evaluated_images("x_star")
+        w2_dim = pixel_w2_per_dim(star, x)
+        theory = {decode: {**theory_check(x, star, image, round_trip_star, w2_dim=w2_dim),
+                           **_cost_interval(table, fit_split, decode)} for decode, image in headline.items()}
+        bar.update()
+        ridge = _ridge_ablation(pool.vae, pool.design, pool.stats_clean, pool.stats_star, pool.z_star, pool.x_star,
+                                pool.patch_size, fit_split)
+        bar.update()
+    return theory, ridge
 
 
 def _task_table(rows: list[tuple[str, dict]], measured: dict[str, dict[str, float]],
@@ -468,12 +480,17 @@ class _Pool:
 
 
 def _restore_and_encode(task: str, model, vae: Encoder, design: Design, device: torch.device, seed: int,
-                        patch_size: int, batch_size: int) -> _Pool:
+                        patch_size: int, batch_size: int, name: str) -> _Pool:
     """Degrade, restore and encode every crop of the pool once."""
-    y = degrade(task, design.images, seed=seed + 20)
-    x_star = _batched(model, y, batch_size, device).clamp(0.0, 1.0)
-    z_clean = _batched(vae.encode, design.images, batch_size, device)
-    z_star = _batched(vae.encode, x_star, batch_size, device)
+    with progress(total=3, desc=f"{name}: restore x*, encode x and x* ({len(design.images)} crops)",
+                  unit="phase") as bar:
+        y = degrade(task, design.images, seed=seed + 20)
+        x_star = _batched(model, y, batch_size, device).clamp(0.0, 1.0)
+        bar.update()
+        z_clean = _batched(vae.encode, design.images, batch_size, device)
+        bar.update()
+        z_star = _batched(vae.encode, x_star, batch_size, device)
+        bar.update()
     return _Pool(design, vae, device, seed, patch_size, batch_size, y, x_star, z_clean, z_star,
                  latent_stats(z_clean, patch_size), latent_stats(z_star, patch_size))
 
