@@ -28,6 +28,7 @@ def _stamp(path) -> tuple[bytes, int]:
 def test_columns_declare_their_precision_and_floors_write_zero() -> None:
     assert precision_of("d_swd").rel == 1e-3 and precision_of("psnr").rel == 1e-4
     assert precision_of("w2").floor == 1e-6 and precision_of("swd_sd").rel == 1e-3
+    assert precision_of("d_swd_lo_rep").floor == precision_of("swd").floor == 1e-5   # measured noise 1.7e-6
     frame = floored(_frame(0.0426, -0.0048))
     assert frame.w2.tolist() == [0.0, 0.25] and frame.n_photos.tolist() == [18, 18]
 
