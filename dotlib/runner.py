@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
+from .checkpoints import Resumed, RunCheckpoint
 from .protocol import PreparedFolder, check_protocol, degraded
 from .degradations import get_degradation
 from .distributed import end_processes, start_processes
@@ -95,15 +96,16 @@ class _Indexed(torch.utils.data.Dataset):
         return self.folder[self.positions[item]], item, self.positions[item]
 
 
-def _loader(dataset: _Indexed, rank: int, world: int, batch_size: int, workers: int):
-    """Batches ``rank, rank + world, ...`` of the evaluated list cut in batches of ``batch_size``.
+def _loader(dataset: _Indexed, rank: int, world: int, batch_size: int, workers: int, skip: int = 0):
+    """Batches ``rank, rank + world, ...`` of the evaluated list cut in batches of ``batch_size``,
+    after this process's first ``skip`` (done before a resume).
 
     Whole batches are dealt out (not images), so every batch holds the same images whatever
     the number of processes, and batched networks give the same outputs.
     """
     starts = range(rank * batch_size, len(dataset), world * batch_size)
     batches = [list(range(start, min(start + batch_size, len(dataset)))) for start in starts]
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches[skip:], num_workers=workers), len(batches)
 
 
 # ------------------------------------------------------------------------------ pieces
@@ -183,6 +185,8 @@ def run_folder_task(
     kid_subset_size: int = 1000,
     is_splits: int = 10,
     n_keep: int = 4,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 25,
 ) -> FolderRun | None:
     """One task on an image folder, streamed and data-parallel; the authors' protocol.
 
@@ -196,8 +200,11 @@ def run_folder_task(
     and α = 0 (each of ``ablation_splits``). ``border``, ``clip_x_hat0``, ``latent``, ``ridge``,
     ``eps`` select the authors' conventions (:meth:`LatentOT.authors`); ``fid_mode``: clean-fid's
     ``"clean"`` or ``"legacy_tensorflow"`` (the poster's); ``kid_*``, ``is_splits``: KID's subsets
-    and IS's splits (at most one per image). A :class:`FolderRun` on rank 0, else None.
+    and IS's splits (at most one per image). ``checkpoint_dir``: each process saves its state
+    there every ``checkpoint_every`` batches and logs each batch (:mod:`dotlib.checkpoints`); a
+    rerun with the same settings resumes. A :class:`FolderRun` on rank 0, else None.
     """
+    settings = {key: value for key, value in locals().items() if not key.startswith("checkpoint")}
     splits = fitted_designs(fit_split, ablation_splits, FOLDER_SPLITS)
     decodes = check_decodes(decodes)
     _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers, protocol)
@@ -219,10 +226,14 @@ def run_folder_task(
                                    features=features, classifier=classifier, lpips=lpips_model, seed=seed,
                                    kid_capacity=kid_capacity, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                                    is_splits=min(is_splits, len(evaluated)))
-    loader = _loader(_Indexed(folder, evaluated), rank, world, batch_size, num_workers)
-    kept, kept_names = _evaluate(run, operators, alpha_sweeps(splits, decodes, alphas, secondary_alphas), loader,
-                                 evaluator, f"{task} / {restorer}", n_keep)
+    checkpoint = RunCheckpoint(checkpoint_dir, settings, rank, world, checkpoint_every)
+    done = checkpoint.resume(evaluator)
+    loader = _loader(_Indexed(folder, evaluated), rank, world, batch_size, num_workers, skip=done.batches)
+    _evaluate(run, operators, alpha_sweeps(splits, decodes, alphas, secondary_alphas), loader, evaluator,
+              f"{task} / {restorer}", n_keep, done, checkpoint)
     evaluator.reduce()
+    checkpoint.finish()
+    kept, kept_names = done.kept, done.kept_names
     if rank != 0:
         return None
     description = _description(data, fit_data, f"{n_fit} fitting images", fit_split, len(evaluated),
@@ -377,26 +388,28 @@ def _batch_signals(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict
     return signals, x_hat0, y
 
 
-def _evaluate(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, loader, evaluator: StreamingEvaluator,
-              name: str, n_keep: int) -> tuple[dict[str, list[torch.Tensor]], list[str]]:
-    """Update ``evaluator`` with every batch of ``loader``; returns the first ``n_keep`` images of
-    each kept signal (rank 0) and their file names."""
+def _evaluate(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, loaded: tuple, evaluator: StreamingEvaluator,
+              name: str, n_keep: int, done: Resumed, checkpoint: RunCheckpoint) -> None:
+    """Update ``evaluator`` with every batch of ``loaded`` (a loader and this process's batch count);
+    ``done`` counts the batches and keeps the first ``n_keep`` images of each kept signal (rank 0)
+    and their file names; ``checkpoint`` logs each batch and saves the state."""
     headline = next(iter(operators))
-    kept: dict[str, list[torch.Tensor]] = {}
-    kept_names: list[str] = []
+    loader, total = loaded
+    checkpoint.begin(done)
     for clean, indices, positions in progress(loader, desc=f"{name}: evaluating (rank {run.rank})",
-                                              total=len(loader)):
+                                              total=total, initial=done.batches, unit="batch"):
         clean = clean.to(run.device)
         signals, x_hat0, y = _batch_signals(run, operators, sweeps, clean, positions)
         evaluator.update(clean, signals, indices)
-        if run.rank == 0 and len(kept_names) < n_keep:
-            take = min(n_keep - len(kept_names), clean.shape[0])
+        if run.rank == 0 and len(done.kept_names) < n_keep:
+            take = min(n_keep - len(done.kept_names), clean.shape[0])
             keep = {"x": clean, "y": y, "x_star": signals["x_star"], "xe": signals["xe"],
                     **{f"x_hat0_{d}": image.clamp(0, 1) for (s, d), image in x_hat0.items() if s == headline}}
             for key, images in keep.items():
-                kept.setdefault(key, []).append(images[:take].cpu())
-            kept_names += [run.names[int(p)] for p in positions[:take]]
-    return kept, kept_names
+                done.kept.setdefault(key, []).append(images[:take].cpu())
+            done.kept_names += [run.names[int(p)] for p in positions[:take]]
+        done.batches += 1
+        checkpoint.step(done, total, evaluator.images_seen, evaluator)
 
 
 def _restorer_label(model, restorer: str) -> str:

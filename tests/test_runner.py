@@ -99,3 +99,42 @@ def test_a_separate_fitting_folder_fits_there_and_evaluates_all_of_data(tmp_path
     with pytest.raises(ValueError, match="holds 6 images; the designs fit on 8"):
         run_folder_task("sr4", "mse_net", **{**options, "n_fit": 8, "data": str(tmp_path / "val"),
                                              "fit_data": str(tmp_path / "fit")})
+
+
+def test_a_run_killed_midway_resumes_to_the_uninterrupted_metrics(tmp_path, monkeypatch) -> None:
+    """Checkpoints every batch; a run stopped after 2 of 3 batches and restarted gives the
+    uninterrupted run's table and kept images exactly (FID, KID and IS states included)."""
+    import dotlib.runner as runner
+    from dotlib.standins import _write_inception
+
+    _write_inception(tmp_path / "inception-2015-12-05.pt", seed=0)
+    monkeypatch.setenv("DOTLIB_INCEPTION_PATH", str(tmp_path))
+    config = dict(task="sr4", restorer="mse_net", alphas=[0.0, 0.5], decodes=["direct"],
+                  **{**SMALL, "inception": True, "kid_subsets": 3, "kid_subset_size": 4, "is_splits": 2})
+    whole = run_folder_task(**config)
+    folder = tmp_path / "checkpoint"
+    real, calls = runner._batch_signals, []
+
+    def dies_at_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_batch_signals", dies_at_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_folder_task(**config, checkpoint_dir=str(folder), checkpoint_every=1)
+    assert (folder / "rank0-of-1.pt").exists()
+    with pytest.raises(ValueError, match=r"other settings \(alphas\)"):
+        run_folder_task(**{**config, "alphas": [0.0]}, checkpoint_dir=str(folder))
+    monkeypatch.setattr(runner, "_batch_signals", real)
+    resumed = run_folder_task(**config, checkpoint_dir=str(folder), checkpoint_every=1)
+    assert not (folder / "rank0-of-1.pt").exists()
+    log = (folder / "rank0.log").read_text().splitlines()
+    assert any(line.endswith("resumed after 2 batches") for line in log) and log[-1].endswith("finished")
+    assert sum(" batch 3/3 " in line for line in log) == 1
+    assert {"fid", "kid", "is"} <= set(whole.table.columns) and whole.table["kid"].notna().all()
+    pd.testing.assert_frame_equal(resumed.table, whole.table, check_exact=True)
+    assert resumed.photos == whole.photos
+    for key, images in whole.images.items():
+        assert torch.equal(resumed.images[key], images), key

@@ -3,7 +3,8 @@ r"""Metrics that stream over batches and reduce across processes, for evaluation
 The shape is torchmetrics': an accumulator is built once, ``update`` is called batch by
 batch, ``reduce`` sums the states of every ``torch.distributed`` process (each process
 must call it; afterwards every process holds the totals), and ``compute`` returns the
-values. Memory depends on the accumulator's settings, never on the number of images:
+values. ``state_dict``/``load_state_dict`` save and restore a state (a run's checkpoint,
+:mod:`dotlib.runner`). Memory depends on the accumulator's settings, never on the number of images:
 
 - :class:`PerImageMeans` — per-image metrics (PSNR, SSIM, MSE, LPIPS): float64 count, sum
   and sum of squares per metric, giving the mean over images and their standard deviation.
@@ -60,8 +61,42 @@ def _indices(indices: torch.Tensor | np.ndarray | list[int], count: int) -> np.n
     return array
 
 
-class PerImageMeans:
+class _Stateful:
+    """``state_dict``/``load_state_dict`` over the attributes named in ``STATE`` (tensors or arrays)."""
+
+    STATE: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict:
+        """Copies of the state's tensors and arrays, by attribute name."""
+        return {name: _copy(getattr(self, name)) for name in self.STATE}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output; ``ValueError`` when a name, dtype or shape differs."""
+        if set(state) != set(self.STATE):
+            raise ValueError(f"{type(self).__name__} state has {sorted(state)}, expected {sorted(self.STATE)}")
+        for name in self.STATE:
+            current, saved = getattr(self, name), state[name]
+            if isinstance(current, torch.Tensor):
+                if not isinstance(saved, torch.Tensor) or saved.dtype != current.dtype \
+                        or saved.shape != current.shape:
+                    raise ValueError(f"{type(self).__name__}.{name}: saved {_describe(saved)}, "
+                                     f"expected {_describe(current)}")
+                saved = saved.to(current.device)
+            setattr(self, name, _copy(saved))
+
+
+def _copy(value):
+    return value.clone() if isinstance(value, torch.Tensor) else None if value is None else np.array(value)
+
+
+def _describe(value) -> str:
+    return f"{type(value).__name__} {getattr(value, 'dtype', '')} {tuple(getattr(value, 'shape', ()))}"
+
+
+class PerImageMeans(_Stateful):
     """Mean and standard deviation over images of per-image metrics (float64 sums)."""
+
+    STATE = ("state",)
 
     def __init__(self, names: tuple[str, ...], device: str | torch.device = "cpu"):
         self.names = tuple(names)
@@ -99,8 +134,10 @@ class PerImageMeans:
         return out
 
 
-class SetCDF:
+class SetCDF(_Stateful):
     """Streaming SWD of a set: the sum of its images' CDFs under one :class:`SlicedWasserstein`."""
+
+    STATE = ("count", "total")
 
     def __init__(self, swd: SlicedWasserstein):
         self.swd = swd
@@ -127,8 +164,10 @@ class SetCDF:
         return float(self.swd.distance(self.mean_cdf(), reference.mean_cdf()).mean())
 
 
-class BandSums:
+class BandSums(_Stateful):
     """Streaming detail index of a set: the summed band statistics of one :class:`DetailFrechet`."""
+
+    STATE = ("total",)
 
     def __init__(self, detail: DetailFrechet):
         self.detail = detail
@@ -160,6 +199,15 @@ class FeatureGaussian:
 
     def update(self, features: np.ndarray | torch.Tensor) -> None:
         self.stats.update(torch.as_tensor(features, dtype=torch.float64))
+
+    def state_dict(self) -> dict:
+        return self.stats.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        stats = GaussianStats.from_state_dict(state, device=self.stats.device)
+        if stats.dim != self.stats.dim:
+            raise ValueError(f"FeatureGaussian state of {stats.dim} dimensions, expected {self.stats.dim}")
+        self.stats, self._root = stats, None
 
     def reduce(self, group=None) -> None:
         if is_distributed():
@@ -193,7 +241,7 @@ def hash_priority(indices: np.ndarray, seed: int) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-class FeatureSample:
+class FeatureSample(_Stateful):
     """KID's side of one set: features of a uniform random subset of at most ``capacity`` images.
 
     Image ``i`` has priority ``hash_priority(i, seed)``; the ``capacity`` lowest priorities
@@ -201,6 +249,8 @@ class FeatureSample:
     order of updates or the number of processes, and two sets measured on the same images
     keep the same indices.
     """
+
+    STATE = ("features", "priority", "index")
 
     def __init__(self, capacity: int, seed: int = 0):
         if capacity < 2:
@@ -241,8 +291,10 @@ class FeatureSample:
         return kid(self.sorted_features(), reference.sorted_features(), subsets, subset_size, self.seed)
 
 
-class SplitScores:
+class SplitScores(_Stateful):
     """Inception Score by splits (image ``i`` in split ``i mod splits``), streamed."""
+
+    STATE = ("count", "neg_entropy", "total")
 
     def __init__(self, classes: int, splits: int = 10, device: str | torch.device = "cpu"):
         if splits < 1:

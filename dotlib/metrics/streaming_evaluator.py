@@ -92,9 +92,20 @@ class _SignalState:
         self.inception_score = (SplitScores(evaluator.classifier.shape[0], evaluator.is_splits, device)
                                 if evaluator.classifier is not None else None)
 
+    NAMES = ("per_image", "pooled", "difference", "swd", "detail", "fid", "kid", "inception_score")
+
     def accumulators(self) -> list:
-        return [a for a in (self.per_image, self.pooled, self.difference, self.swd, self.detail, self.fid, self.kid,
-                            self.inception_score) if a is not None]
+        return [a for a in (getattr(self, name) for name in self.NAMES) if a is not None]
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name).state_dict() for name in self.NAMES if getattr(self, name) is not None}
+
+    def load_state_dict(self, state: dict) -> None:
+        present = [name for name in self.NAMES if getattr(self, name) is not None]
+        if sorted(state) != sorted(present):
+            raise ValueError(f"saved accumulators {sorted(state)}, this evaluator has {sorted(present)}")
+        for name in present:
+            getattr(self, name).load_state_dict(state[name])
 
 
 class StreamingEvaluator:
@@ -192,6 +203,20 @@ class StreamingEvaluator:
             for name, values in per_image.items():
                 self.signals[name].difference.update({k: values[k] - base[k] for k in values})
         self.images_seen += clean.shape[0]
+
+    def state_dict(self) -> dict:
+        """Everything :meth:`update` accumulated (copies): restored by :meth:`load_state_dict` into an
+        evaluator built with the same arguments, it continues as if never interrupted."""
+        return {"images_seen": self.images_seen, "reference": self.reference.state_dict(),
+                "signals": {name: state.state_dict() for name, state in self.signals.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output; ``ValueError`` when it does not fit this evaluator."""
+        self.reference.load_state_dict(state["reference"])
+        signals = {name: _SignalState(self) for name in state["signals"]}
+        for name, saved in state["signals"].items():
+            signals[name].load_state_dict(saved)
+        self.signals, self.images_seen = signals, int(state["images_seen"])
 
     def reduce(self, group=None) -> None:
         """Sum every accumulator over all ``torch.distributed`` processes (each must call it)."""
