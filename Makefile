@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dotlib-setup
 STUDY ?= embedded
 PYTEST_ARGS ?=
+PY_VERSION ?= 3.12
 
-.PHONY: setup test test-all reproduce verify toy train-embedded bench bench-eval paper-dryrun lab
+.PHONY: setup test test-all reproduce verify toy train-embedded bench bench-eval paper-dryrun lab wheelhouse gpu-rehearsal
 
 setup: $(STAMP)  ## create .venv with the pinned packages and its Jupyter kernel (idempotent)
 
@@ -44,6 +45,14 @@ bench: $(STAMP)  ## speed benchmarks (print ratios measured in one run)
 
 paper-dryrun: $(STAMP)  ## studies/paper.yaml on stand-in assets (random weights), CPU, tiny sizes -> runs/paper_dryrun/ (NPROC=N: processes per task)
 	$(PY) -m dotlib.dryrun $(if $(NPROC),--nproc $(NPROC))
+
+wheelhouse: $(STAMP)  ## .whl/: the wheels a bare GPU machine lacks, for Python $(PY_VERSION) (<= 60 MiB; PY_VERSION=3.11 for a rehearsal here)
+	$(PY) tools/wheelhouse.py --python-version $(PY_VERSION)
+
+gpu-rehearsal: $(STAMP)  ## tools/gpu_check.sh --rehearse from a bare venv (.bare/) plus the wheelhouse, on CPU -> runs/gpu_rehearsal/
+	$(PY) tools/wheelhouse.py --python-version $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	$(PY) tools/bare_venv.py .bare
+	PYTHON=.bare/bin/python OUT=runs/gpu_rehearsal tools/gpu_check.sh --rehearse
 
 bench-eval: $(STAMP)  ## peak memory of the streamed evaluation at 64 and 512 images, and its time per image against the authors' loop (long)
 	$(PY) benchmarks/bench_eval_memory.py

@@ -1,45 +1,41 @@
 #!/usr/bin/env bash
-# The GPU check, in one script for a lent GPU machine (run from the repository root): the tests
-# marked `cuda`, the latent benchmark with the Stable-Diffusion-shaped VAE in float32 and bfloat16,
-# the streamed evaluation's memory and speed, and the paper dry run on CUDA (1 process, then one
-# per GPU). Every figure is printed; the log goes to ${OUT:-runs}/gpu_check.log.
+# The GPU check, for a bare GPU machine (python3 with torch + CUDA and the scientific stack, no
+# network): installs the wheelhouse (.whl/, `make wheelhouse`) into a scratch folder, then runs
+# tools/gpu_check.py: preflight, CUDA-versus-CPU equality, throughput and memory slope of the folder
+# runner at 512², and the paper dry run on CUDA. Writes $OUT/gpu_check.json and the log beside it.
 #
-# PYTHON (or PY) names the interpreter, default .venv/bin/python. It must import dotlib and the
-# packages the steps use: there is no fallback to another Python. The script exits 2 when that
-# check fails, 1 when any step failed (each is listed at the end), 0 when every step passed.
+#   PYTHON=python3 tools/gpu_check.sh              # on the GPU machine (at most 8 minutes on one H200)
+#   PYTHON=<bare venv>/bin/python tools/gpu_check.sh --rehearse   # the same steps on CPU, tiny sizes
+#
+# PYTHON defaults to python3; WHEELHOUSE to .whl. Exit 2 when it cannot start (no interpreter,
+# no pip, no wheelhouse), 1 when a step failed, 0 when every step passed.
 set -uo pipefail
-out="${OUT:-runs}"; mkdir -p "$out"; log="$out/gpu_check.log"
-py="${PYTHON:-${PY:-.venv/bin/python}}"
-missing=$("$py" - <<'PY' 2>&1
-import importlib.util
-names = ("torch", "dotlib", "diffusers", "spandrel", "lpips", "cleanfid", "pytest")
-print(" ".join(n for n in names if importlib.util.find_spec(n) is None))
+cd "$(dirname "$0")/.."
+py="${PYTHON:-python3}"; wheels="${WHEELHOUSE:-.whl}"; out="${OUT:-runs/gpu_check}"
+mode=(); [ "${1:-}" = "--rehearse" ] && mode=(--rehearse)
+[ "$#" -le "${#mode[@]}" ] || { echo "gpu_check: usage: tools/gpu_check.sh [--rehearse]" >&2; exit 2; }
+"$py" -c 'import torch' 2>/dev/null || { echo "gpu_check: $py cannot import torch; set PYTHON to the interpreter with torch" >&2; exit 2; }
+[ -f "$wheels/wheels.txt" ] || { echo "gpu_check: no wheelhouse at $wheels; run 'make wheelhouse' (PY_VERSION=3.11 for a rehearsal here) and bring .whl/ along" >&2; exit 2; }
+mkdir -p "$out"; log="$out/gpu_check.log"
+site="${TMPDIR:-/tmp}/dotlib-gpu-site-$(id -u)"
+# Only what this interpreter lacks is installed (a machine's own torchvision, say, is kept).
+lacking=$("$py" - "$wheels/wheels.txt" <<'PY'
+import importlib.metadata as m, sys
+for line in open(sys.argv[1]):
+    pin = line.strip()
+    if pin and not pin.startswith("#"):
+        try:
+            m.version(pin.split("==")[0])
+        except m.PackageNotFoundError:
+            print(pin)
 PY
-) || { echo "gpu_check: cannot run $py: $missing" >&2; exit 2; }
-if [ -n "$missing" ]; then
-  echo "gpu_check: $py lacks $missing; run 'make setup' here, or set PYTHON to an interpreter that has them" >&2
-  exit 2
+) || exit 2
+rm -rf "$site"; mkdir -p "$site"
+if [ -n "$lacking" ]; then
+  "$py" -m pip --version >/dev/null 2>&1 || { echo "gpu_check: $py has no pip to install the wheelhouse with" >&2; exit 2; }
+  # shellcheck disable=SC2086
+  "$py" -m pip install --quiet --no-index --no-deps --find-links "$wheels" --target "$site" $lacking \
+    || { echo "gpu_check: installing the wheelhouse into $site failed" >&2; exit 2; }
 fi
-gpus=$("$py" -c 'import torch; print(torch.cuda.device_count())') || exit 2
-if [ "$gpus" -lt 1 ]; then echo "gpu_check: torch sees no CUDA device on this machine" >&2; exit 2; fi
-
-exec > >(tee "$log") 2>&1
-failed=()
-step() {
-  echo; echo "=== $* ==="
-  "$@"; local status=$?
-  echo "=== exit $status ==="
-  [ "$status" -eq 0 ] || failed+=("$*")
-}
-step nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-step "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())'
-step "$py" -m pytest -q -rs -m cuda tests
-step "$py" benchmarks/bench_latent_ot.py --device cuda
-step "$py" benchmarks/bench_eval_memory.py --device cuda --size 64
-step "$py" -m dotlib.dryrun --device cuda --nproc 1
-if [ "$gpus" -gt 1 ]; then step "$py" -m dotlib.dryrun --device cuda --nproc "$gpus"; fi
-if [ "${#failed[@]}" -gt 0 ]; then
-  printf 'gpu_check: %d step(s) failed:\n' "${#failed[@]}"; printf '  %s\n' "${failed[@]}"
-  exit 1
-fi
-echo "gpu_check: every step passed"
+export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+"$py" tools/gpu_check.py "${mode[@]}" --out "$out" 2>&1 | tee "$log"
