@@ -1,25 +1,26 @@
-"""Peak memory of the streamed evaluation at two sizes, and its time per image against the authors' loop.
+"""Memory slope and time per signal of the streamed evaluation, against the authors' loop structure.
 
-Evaluates ``--small`` and ``--large`` images (default 64 and 512) of an ImageNet-val style
-folder with :func:`dotlib.runner.run_folder_task` — the full α sweep (-1 to 2 by 0.1, 31
-values), both decodings, every metric (PSNR, SSIM, MSE, LPIPS, SWD, the detail index, FID,
-KID, IS) — on stand-in networks with random weights (:mod:`dotlib.standins`: a diffusers
-``AutoencoderKL``, clean-fid's Inception format, VGG16 for LPIPS; the restorer is the
-embedded ``mse_net``). Each size runs in its own process, which reports its peak resident
-host memory (and, on CUDA, the peak device memory allocated).
+Evaluates three sizes (``--sizes``, default 64 256 512 images) of an ImageNet-val style folder
+with :func:`dotlib.runner.run_folder_task` — the full α sweep (-1 to 2 by 0.1, 31 values), both
+decodings, every metric (PSNR, SSIM, MSE, LPIPS, SWD, the detail index, FID, KID, IS) — on
+stand-in networks with random weights (:mod:`dotlib.standins`: a diffusers ``AutoencoderKL``,
+clean-fid's Inception format, VGG16 for LPIPS; the restorer is the embedded ``mse_net``). Each
+run is a fresh process reporting its peak resident host memory (and, on CUDA, the peak device
+memory allocated); the slope of peak memory over the number of images (least squares over the
+three sizes) is what a 50 000-image run would add per image. Goal: at most 0.05 MiB per image.
 
-It then times, on the small set, dotlib's loop against the authors' loop structure
-(``dmax/main.py``): per batch, x* = model(y), one transport, every α by mixing, and the
-metrics of each α updated (PSNR, SSIM, LPIPS, FID, KID, IS: torchmetrics' set), with the
-same networks and accumulators. dotlib's loop does more per batch (x, D(E(x)), y and the
-residual decoding as extra signals; SWD and the detail index), so the ratio says what
-that costs.
+It also runs the authors' loop structure (``dmax/main.py``) on the two smaller sizes: per
+batch, x* = model(y), one transport, every α by mixing, and the metrics of each α updated
+(PSNR, SSIM, LPIPS, FID, KID, IS: torchmetrics' set), with the same networks and accumulators.
+Both loops are timed per image per signal at the margin (the difference between the two
+smaller runs over the images between them, so loading and fitting cancel): dotlib measures 66
+signals per image (31 α × 2 decodings, x, D(E(x)), y, x*) plus SWD and the detail index, the
+authors' loop 31. Goal: dotlib's time per signal at most the authors'.
 
-    python benchmarks/bench_eval_memory.py [--device cuda] [--small 64] [--large 512] [--size 48]
+    python benchmarks/bench_eval_memory.py [--device cuda] [--sizes 64 256 512] [--size 48]
 
-The last line reads ``peak memory ratio <large>/<small>: R`` (goal R <= 1.2). The KID
-sample keeps ``--kid-capacity`` images per signal (default: the small size), so both runs
-hold full KID samples and memory does not grow with the number of images.
+The KID sample keeps ``--kid-capacity`` images per signal (default: the smallest size), so every
+run holds a full KID sample and only a leak would make memory grow with the number of images.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _peak_host_mib() -> float:
 
 
 def _run(args: argparse.Namespace, n_eval: int, loop: str) -> dict:
-    """One measurement in THIS process (called in a child): peak memory and seconds per image."""
+    """One measurement in THIS process (called in a child): seconds, signals and peak memory."""
     from dotlib.runner import run_folder_task
 
     torch.set_num_threads(args.threads)
@@ -53,11 +54,11 @@ def _run(args: argparse.Namespace, n_eval: int, loop: str) -> dict:
     if loop == "dotlib":
         run = run_folder_task(**common, alphas=ALPHAS, secondary_alphas=ALPHAS, decodes=("direct", "residual"),
                               kid_capacity=args.kid_capacity)
-        images = int(run.table.n_images.max())
+        images, signals = int(run.table.n_images.max()), len(run.table)
     else:
-        images = _authors_loop(common, args.kid_capacity)
-    seconds = time.perf_counter() - began
-    result = {"n": images, "seconds_per_image": seconds / images, "peak_host_mib": _peak_host_mib()}
+        images, signals = _authors_loop(common, args.kid_capacity), len(ALPHAS)
+    result = {"n": images, "signals": signals, "seconds": time.perf_counter() - began,
+              "peak_host_mib": _peak_host_mib()}
     if torch.cuda.is_available() and args.device.startswith("cuda"):
         result["peak_device_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return result
@@ -117,14 +118,31 @@ def _child(args: argparse.Namespace, n_eval: int, loop: str) -> dict:
     completed = subprocess.run(command, capture_output=True, text=True, env=args.env)
     if completed.returncode != 0:
         raise RuntimeError(f"{loop} run on {n_eval} images failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    memory = f"peak host {result['peak_host_mib']:.1f} MiB" + (
+        f", device {result['peak_device_mib']:.1f} MiB" if "peak_device_mib" in result else "")
+    print(f"{loop:7s} {result['n']:4d} images, {result['signals']:2d} signals: {memory}, {result['seconds']:.1f} s",
+          flush=True)
+    return result
+
+
+def _slope(runs: list[dict], key: str) -> float:
+    """Least-squares slope of ``key`` over the number of images (MiB per image)."""
+    n = [run["n"] for run in runs]
+    mean_n = sum(n) / len(n)
+    mean_y = sum(run[key] for run in runs) / len(runs)
+    return sum((x - mean_n) * (run[key] - mean_y) for x, run in zip(n, runs)) / sum((x - mean_n) ** 2 for x in n)
+
+
+def _per_signal(small: dict, large: dict) -> float:
+    """Seconds per image per signal at the margin between two runs of one loop."""
+    return (large["seconds"] - small["seconds"]) / (large["n"] - small["n"]) / large["signals"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--small", type=int, default=64)
-    parser.add_argument("--large", type=int, default=512)
+    parser.add_argument("--sizes", type=int, nargs=3, default=[64, 256, 512], help="three numbers of images")
     parser.add_argument("--size", type=int, default=48, help="image side in pixels")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--kid-capacity", type=int, default=None)
@@ -141,29 +159,24 @@ def main() -> None:
 
     from dotlib.standins import build_standins
 
-    args.kid_capacity = args.kid_capacity or args.small
+    sizes = sorted(args.sizes)
+    args.kid_capacity = args.kid_capacity or sizes[0]
     with tempfile.TemporaryDirectory(prefix="dotlib-bench-") as root:
-        env = build_standins(Path(root), n_images=args.large + 4, image_size=args.size)
+        env = build_standins(Path(root), n_images=sizes[-1] + 4, image_size=args.size)
         args.env = {**os.environ, **env}
         args.data, args.vae = env["DOTLIB_IMAGENET_VAL"], env["DOTLIB_SD_VAE"]
         print(f"stand-in networks, {args.size}² images, 31 α, device {args.device}, "
               f"KID sample {args.kid_capacity} images per signal", flush=True)
-        small = _child(args, args.small, "dotlib")
-        print(f"dotlib  {small['n']:4d} images: peak host {small['peak_host_mib']:.0f} MiB"
-              + (f", device {small['peak_device_mib']:.0f} MiB" if "peak_device_mib" in small else "")
-              + f", {small['seconds_per_image']:.3f} s/image", flush=True)
-        authors = _child(args, args.small, "authors")
-        print(f"authors' loop {authors['n']:4d} images: {authors['seconds_per_image']:.3f} s/image; "
-              f"time per image dotlib/authors: {small['seconds_per_image'] / authors['seconds_per_image']:.2f}",
-              flush=True)
-        large = _child(args, args.large, "dotlib")
-        print(f"dotlib  {large['n']:4d} images: peak host {large['peak_host_mib']:.0f} MiB"
-              + (f", device {large['peak_device_mib']:.0f} MiB" if "peak_device_mib" in large else "")
-              + f", {large['seconds_per_image']:.3f} s/image", flush=True)
-    if "peak_device_mib" in small:
-        print(f"peak device memory ratio {args.large}/{args.small}: "
-              f"{large['peak_device_mib'] / small['peak_device_mib']:.2f}")
-    print(f"peak memory ratio {args.large}/{args.small}: {large['peak_host_mib'] / small['peak_host_mib']:.2f}")
+        ours = [_child(args, n, "dotlib") for n in sizes]
+        theirs = [_child(args, n, "authors") for n in sizes[:2]]
+    ratio = _per_signal(*ours[:2]) / _per_signal(*theirs)
+    print(f"time per image per signal (between {sizes[0]} and {sizes[1]} images): dotlib "
+          f"{_per_signal(*ours[:2]):.4f} s, authors' loop {_per_signal(*theirs):.4f} s; dotlib/authors {ratio:.2f} "
+          f"(goal <= 1)")
+    if "peak_device_mib" in ours[0]:
+        print(f"device-memory slope: {_slope(ours, 'peak_device_mib'):.4f} MiB per image")
+    print(f"host-memory slope over {sizes[0]}, {sizes[1]}, {sizes[2]} images: {_slope(ours, 'peak_host_mib'):.4f} "
+          f"MiB per image (goal <= 0.05)")
 
 
 if __name__ == "__main__":

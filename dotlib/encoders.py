@@ -43,6 +43,9 @@ __all__ = [
     "weights_fingerprint",
 ]
 
+#: A sampling encoder's noise source: one generator, one per image of the batch, or the encoder's own.
+Generators = torch.Generator | list[torch.Generator] | None
+
 #: Folder of the embedded VAE (diffusers ``save_pretrained`` format).
 EMBEDDED_VAE_DIR = WEIGHTS_DIR / "embedded_vae"
 
@@ -79,8 +82,11 @@ class Encoder(ABC):
         return math.ceil(size[0] / self.factor), math.ceil(size[1] / self.factor)
 
     @torch.no_grad()
-    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``[B, 3, H, W]`` in [0, 1] -> ``float32 [B, C, ceil(H/f), ceil(W/f)]`` on ``self.device``."""
+    def encode(self, images: torch.Tensor,
+               generator: Generators = None) -> torch.Tensor:
+        """``[B, 3, H, W]`` in [0, 1] -> ``float32 [B, C, ceil(H/f), ceil(W/f)]`` on ``self.device``.
+
+        ``generator``: a sampling encoder's noise; a list gives each image its own (diffusers')."""
         check_images(images)
         height, width = images.shape[-2:]
         images = images.to(self.device, torch.float32)
@@ -116,12 +122,12 @@ class Encoder(ABC):
             images = images.clamp(0.0, 1.0)
         return images[:, :, :height, :width]
 
-    def round_trip(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def round_trip(self, images: torch.Tensor, generator: Generators = None) -> torch.Tensor:
         """``D(E(x))`` at the size of ``images`` (the reconstruction row of the study), float32 in [0, 1]."""
         return self.decode(self.encode(images, generator), size=tuple(images.shape[-2:]))
 
     @abstractmethod
-    def _encode(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _encode(self, images: torch.Tensor, generator: Generators) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in [0, 1], ``H, W`` multiples of ``factor`` -> latents."""
 
     @abstractmethod
@@ -144,7 +150,7 @@ class PixelEncoder(Encoder):
     def __init__(self, device: str | torch.device = "cpu"):
         super().__init__("pixel", 1, 3, torch.device(device), fingerprint="pixel-[-1,1]")
 
-    def _encode(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _encode(self, images: torch.Tensor, generator: Generators) -> torch.Tensor:
         return images * 2.0 - 1.0
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -194,7 +200,7 @@ class DiffusersEncoder(Encoder):
                 # diffusers derives this from out_channels; the true factor comes from the encoder blocks
                 self.vae.spatial_scale_factor = factor
 
-    def _encode(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _encode(self, images: torch.Tensor, generator: Generators) -> torch.Tensor:
         output = self.vae.encode((images * 2.0 - 1.0).to(self.dtype))
         if not hasattr(output, "latent_dist"):
             return output.latents

@@ -33,11 +33,12 @@ LABEL_COLUMNS = ["task", "restorer", "encoder", "fit_split", "decode", "signal",
 TABLE_COLUMNS = LABEL_COLUMNS + study_columns()
 
 
-def upsampled(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The degraded input ``[B, 3, h, w]`` shown at the clean ``size``: bicubic when smaller, clamped to [0, 1]."""
+def upsampled(y: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
+    """The degraded input ``[B, 3, h, w]`` shown at the clean ``size``: interpolated by ``mode``
+    (``"bicubic"`` or ``"bilinear"``, :func:`dotlib.protocol.y_upsampling`) when smaller, clamped to [0, 1]."""
     if tuple(y.shape[-2:]) == tuple(size):
         return y.clamp(0.0, 1.0)
-    return F.interpolate(y, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+    return F.interpolate(y, size=size, mode=mode, align_corners=False).clamp(0, 1)
 
 
 def perception_models(device: torch.device, inception: bool = True, lpips: bool = True, fid_mode: str = "clean"):

@@ -17,6 +17,10 @@ r"""How an evaluated image and its degraded input are prepared: the authors' pro
 bicubic interpolation, then a centre crop (:func:`dotlib.data.resize_and_crop`), and the
 degradations of :mod:`dotlib.degradations` (bicubic ×4, Pillow's JPEG after rounding).
 
+A protocol also fixes how the table's y row is upsampled (:func:`y_upsampling`: the authors'
+bilinear, dotlib's bicubic) and whether a published restorer sees whole images (the authors)
+or 256-px blended tiles (dotlib; :func:`restorer_tile`).
+
 Why written here rather than imported: the authors' code is not a package on a registry, and
 its dataset classes need ImageNet's folder layout; the conventions above are few and each is
 one torchvision call. Parity with their code is measured by hand (``benchmarks/`` records
@@ -35,9 +39,15 @@ from .data import ImageFolder, load_image, resize_and_crop
 from .degradations import degrade, get_degradation
 
 __all__ = ["PROTOCOLS", "PreparedFolder", "authors_clean", "authors_degrade", "check_protocol", "clean", "degraded",
-           "prepare"]
+           "prepare", "restorer_tile", "y_upsampling"]
 
 PROTOCOLS = ("authors", "dotlib")
+
+#: How y is shown at the clean size (the table's y row): the authors upsample bilinearly.
+_Y_UPSAMPLING = {"authors": "bilinear", "dotlib": "bicubic"}
+
+#: Tile side (input pixels) of a published restorer: the authors run whole images (None).
+_RESTORER_TILE = {"authors": None, "dotlib": 256}
 
 #: The authors' degradation steps per task, in their order (``dmax/data/__init__.py``).
 _AUTHORS_STEPS = {"sr4": ("down4",), "jpeg10": ("jpeg10",), "awgn50": ("noise50",),
@@ -80,6 +90,17 @@ def clean(image: torch.Tensor, protocol: str, size: int) -> torch.Tensor:
 def degraded(task: str, x: torch.Tensor, protocol: str, seed: int) -> torch.Tensor:
     """y of ``x [3, H, W]`` for ``task`` as ``protocol`` builds it, noise seeded by ``seed``."""
     return authors_degrade(task, x, seed) if protocol == "authors" else degrade(task, x[None], seed)[0]
+
+
+def y_upsampling(protocol: str) -> str:
+    """The interpolation that shows y at the clean size under ``protocol``: bilinear or bicubic."""
+    return _Y_UPSAMPLING[check_protocol(protocol)]
+
+
+def restorer_tile(protocol: str) -> int | None:
+    """A published restorer's tile side under ``protocol``; None: whole images (tiles only when the
+    device runs out of memory, reported; :class:`dotlib.restorers.SpandrelRestorer`)."""
+    return _RESTORER_TILE[check_protocol(protocol)]
 
 
 def check_protocol(protocol: str) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
@@ -168,6 +169,10 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     x = image[:height, :width]
     diagonal = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2.0
     return float(np.mean(np.median(np.abs(diagonal), axis=(0, 1)) / 0.6745))
+
+
+#: Tile side (input pixels) of a whole-image restorer whose batch does not fit in device memory.
+FALLBACK_TILE = 256
 
 
 def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, scale: int,
@@ -435,12 +440,15 @@ class MSENetRestorer(Restorer):
 class SpandrelRestorer(Restorer):
     """A published model loaded by spandrel from a local checkpoint, run on blended tiles.
 
-    ``tile`` and ``overlap`` are in input pixels. The input is passed as is (AWGN
+    ``tile`` and ``overlap`` are in input pixels; ``tile=None`` runs each batch whole, as the
+    authors do (tiling changes every pixel of a model whose attention spans the image, such as
+    Restormer), and falls back to :data:`FALLBACK_TILE`-px tiles only when the device runs out of
+    memory, with a warning; :attr:`fallbacks` counts those batches. The input is passed as is (AWGN
     observations unclipped, as in the official denoising evaluations); the output is clipped.
     """
 
     def __init__(self, checkpoint: str | Path | None, task: str, device: str | torch.device = "cpu",
-                 name: str = "spandrel", tile: int = 256, overlap: int = 16):
+                 name: str = "spandrel", tile: int | None = 256, overlap: int = 16):
         super().__init__(name, task, device)
         model = name if name in PUBLISHED_CHECKPOINTS else None
         if checkpoint is None:
@@ -449,7 +457,7 @@ class SpandrelRestorer(Restorer):
         self.checkpoint = Path(checkpoint).expanduser()
         if not self.checkpoint.is_file():
             raise FileNotFoundError(f"no checkpoint file at {self.checkpoint}. " + _download_hint(model, task))
-        self.tile, self.overlap = tile, overlap
+        self.tile, self.overlap, self.fallbacks = tile, overlap, 0
         self.descriptor = _load_spandrel(self.checkpoint, self.device)
         if self.descriptor.scale != self.scale:
             raise ValueError(
@@ -464,7 +472,16 @@ class SpandrelRestorer(Restorer):
             )
 
     def restore(self, y: torch.Tensor) -> torch.Tensor:
-        return tiled_apply(self.descriptor, y, self.scale, self.tile, self.overlap)
+        if self.tile is not None:
+            return tiled_apply(self.descriptor, y, self.scale, self.tile, self.overlap)
+        try:
+            return self.descriptor(y)   # the whole batch at once
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            self.fallbacks += 1
+            warnings.warn(f"{self.name}: a batch of {y.shape[0]} images of {y.shape[-1]}x{y.shape[-2]} does not fit "
+                          f"in device memory whole; restored on {FALLBACK_TILE}-px tiles instead (reported)")
+            return tiled_apply(self.descriptor, y, self.scale, FALLBACK_TILE, self.overlap)
 
 
 _EXTRA_ARCHES_INSTALLED = False
@@ -611,7 +628,7 @@ def _classical(name: str) -> Callable[..., Restorer]:
 
 def _published(name: str) -> Callable[..., Restorer]:
     def build(task: str, device: str | torch.device = "cpu", checkpoint: str | Path | None = None,
-              tile: int = 256, overlap: int = 16) -> Restorer:
+              tile: int | None = 256, overlap: int = 16) -> Restorer:
         return SpandrelRestorer(checkpoint, task, device, name=name, tile=tile, overlap=overlap)
     return build
 

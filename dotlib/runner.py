@@ -39,7 +39,7 @@ import torch
 import torch.distributed as dist
 
 from .checkpoints import Resumed, RunCheckpoint
-from .protocol import PreparedFolder, check_protocol, degraded
+from .protocol import PreparedFolder, check_protocol, degraded, restorer_tile, y_upsampling
 from .degradations import get_degradation
 from .distributed import end_processes, start_processes
 from .encoders import load_encoder
@@ -53,7 +53,7 @@ from .patches import valid_patch_stats
 from .pipeline import (alpha_sweeps, check_decodes, fitted_designs, ordered_table, perception_models,
                        upsampled)
 from .progress import progress
-from .restorers import FolderRestorer, get_restorer
+from .restorers import FolderRestorer, SpandrelRestorer, get_restorer
 
 __all__ = ["FolderRun", "RUN_OPTIONS", "launch", "main", "run_folder_task"]
 
@@ -123,11 +123,13 @@ def _restored(model, y: torch.Tensor, names: list[str], size: tuple[int, int]) -
 
 
 def _encoded(vae, images: torch.Tensor, indices: torch.Tensor, seed: int) -> torch.Tensor:
-    """Latents; a sampling VAE draws each image's sample from a generator seeded by its file position."""
+    """Latents of the batch, encoded at once; a sampling VAE draws each image's sample from its own
+    generator, seeded by the image's file position (diffusers' per-image generators), so a sample
+    does not depend on the batch it falls in."""
     if not getattr(vae, "sample", False):
         return vae.encode(images)
-    return torch.cat([vae.encode(image[None], generator=torch.Generator(vae.device).manual_seed(seed + int(index)))
-                      for image, index in zip(images, indices)])
+    return vae.encode(images, generator=[torch.Generator(vae.device).manual_seed(seed + int(index))
+                                         for index in indices])
 
 
 def _merged_in_order(own: dict[int, GaussianStats], count: int, world: int, dim: int,
@@ -213,8 +215,7 @@ def run_folder_task(
     folder, fit_folder, order, evaluated = _chosen_images(data, fit_data, protocol, size, fitted, max_eval, seed,
                                                           max(2, world))
     run = _FolderRun(task, folder, [path.name for path in folder.files],
-                     get_restorer(restorer, task, device=device_, **({} if restorer_checkpoint is None
-                                                                     else {"checkpoint": restorer_checkpoint})),
+                     _restorer(restorer, task, device_, restorer_checkpoint, protocol),
                      load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
                      device_, seed, size, rank, world, batch_size)
     _check_restorations(run, [fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
@@ -234,10 +235,11 @@ def run_folder_task(
     evaluator.reduce()
     checkpoint.finish()
     kept, kept_names = done.kept, done.kept_names
+    restoring = _restorer_note(run)   # every process takes part (a sum over processes)
     if rank != 0:
         return None
     description = _description(data, fit_data, f"{n_fit} fitting images", fit_split, len(evaluated),
-                               f"{size}² ({protocol} protocol)", world, seed)
+                               f"{size}² ({protocol} protocol{restoring})", world, seed)
     return _folder_run(run, evaluator.compute(), operators, kept, kept_names, missing, (restorer, encoder, decodes[0]),
                        description)
 
@@ -263,6 +265,28 @@ def _folder_run(run: _FolderRun, values: dict, operators: dict[str, LatentOT], k
     images = {key: torch.cat(parts) for key, parts in kept.items()} | {"x_hat0": torch.cat(kept[f"x_hat0_{headline}"])}
     return FolderRun(table=_folder_table(values, labels, operators), images=images, photos=kept_names,
                      missing=missing, description=description)
+
+
+def _restorer(name: str, task: str, device: torch.device, checkpoint: str | None, protocol: str):
+    """The restorer; a published one sees whole images or tiles as ``protocol`` says."""
+    model = get_restorer(name, task, device=device, **({} if checkpoint is None else {"checkpoint": checkpoint}))
+    if isinstance(model, SpandrelRestorer):
+        model.tile = restorer_tile(protocol)
+    return model
+
+
+def _restorer_note(run: _FolderRun) -> str:
+    """How a published restorer ran: on tiles, or on whole images and how many batches (summed over
+    processes) fell back to tiles for memory; empty for other restorers."""
+    if not isinstance(run.model, SpandrelRestorer):
+        return ""
+    if run.model.tile is not None:
+        return f"; restorer on {run.model.tile}-px tiles"
+    count = torch.tensor([run.model.fallbacks], device=run.device)
+    if run.world > 1:
+        dist.all_reduce(count)
+    fell_back = int(count.item())
+    return "; restorer on whole images" + (f", {fell_back} batches on tiles for memory" if fell_back else "")
 
 
 def _check_restorations(run: _FolderRun, names: list[str]) -> None:
@@ -369,22 +393,23 @@ def _fit_operator(run: _FolderRun, folder: PreparedFolder, target: list[int], so
 
 def _batch_signals(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, clean: torch.Tensor,
                    positions: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict, torch.Tensor]:
-    """``(signals, x̂0 per (design, decoding), y)`` of one batch: one transport per design and
-    decoding, every α by mixing (eq. 2)."""
+    """``(signals, x̂0 per (design, decoding), y)`` of one batch: one transport per design, decoded
+    once for every decoding (the residual adds D(E(x*)), decoded once too), every α by mixing (eq. 2)."""
     size = (run.size, run.size)
     y, x_star = run.restored(clean, positions)
     z_star = _encoded(run.vae, x_star, positions, run.seed)
     z_clean = _encoded(run.vae, clean, positions, run.seed + 7)
-    signals = {"x": clean, "xe": run.vae.decode(z_clean, size), "y": upsampled(y, size), "x_star": x_star}
+    signals = {"x": clean, "xe": run.vae.decode(z_clean, size), "y": upsampled(y, size, y_upsampling(run.folder.protocol)),
+               "x_star": x_star}
     x_hat0 = {}
     for split, operator in operators.items():
         generator = torch.Generator(run.device).manual_seed(run.seed + int(positions[0]))
-        for decode in (d for s, d in sweeps if s == split):   # a call per decoding, each drawing its own noise
-            alphas = sweeps[(split, decode)]
-            plan = alphas if 0.0 in alphas else [*alphas, 0.0]
-            images = operator.apply(x_star, {decode: plan}, latents=z_star, generator=generator)[decode]
-            x_hat0[(split, decode)] = images[plan.index(0.0)]
-            signals.update({_signal_key(split, decode, alpha): image for alpha, image in zip(alphas, images)})
+        chosen = {decode: alphas for (s, decode), alphas in sweeps.items() if s == split}
+        plans = {decode: alphas if 0.0 in alphas else [*alphas, 0.0] for decode, alphas in chosen.items()}
+        images = operator.apply(x_star, plans, latents=z_star, generator=generator)
+        for decode, alphas in chosen.items():
+            x_hat0[(split, decode)] = images[decode][plans[decode].index(0.0)]
+            signals.update({_signal_key(split, decode, alpha): image for alpha, image in zip(alphas, images[decode])})
     return signals, x_hat0, y
 
 

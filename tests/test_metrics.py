@@ -208,6 +208,16 @@ def test_lpips_package_matches_reference(photo_pair, lpips_weights, random_lpips
     assert torch.all(random_lpips.to("cpu")(a, b) == ours)  # .to keeps it working
 
 
+def test_lpips_from_cached_features_is_the_package_forward_bit_for_bit(photo_pair, random_lpips):
+    """The evaluator passes the clean images through VGG16 once per batch (features, then distance):
+    exactly the package's own forward, and the same whichever side the features were cached for."""
+    a, b = lpips_test_pairs(photo_pair)
+    package = random_lpips.net(a, b, normalize=True).reshape(-1).double()
+    cached = random_lpips.features(b)
+    assert torch.equal(random_lpips.distance(random_lpips.features(a), cached), package)
+    assert torch.equal(random_lpips(a, b), package)
+
+
 def test_lpips_computation_path(photo_pair, random_lpips):
     clean, _ = photo_pair
     clean = clean[..., :64, :64]

@@ -48,6 +48,22 @@ def test_the_authors_degradations(photo) -> None:
                                                               antialias=True)[0]).std()) == pytest.approx(50 / 255, rel=0.15)
 
 
+def test_the_y_row_is_upsampled_as_the_authors_main_does(photo) -> None:
+    """dmax/main.py measures y as ``resize(y, x.shape[-2:]).clip(0, 1)`` (torchvision's default:
+    bilinear); the authors' protocol does the same, dotlib's upsamples bicubically."""
+    import torchvision.transforms.functional as TF
+
+    from dotlib.pipeline import upsampled
+    from dotlib.protocol import restorer_tile, y_upsampling
+
+    x, y = prepare(photo, "sr4_awgn50", "authors", size=128, seed=3)
+    theirs = TF.resize(y[None], list(x.shape[-2:])).clip(0, 1)
+    assert torch.allclose(upsampled(y[None], (128, 128), y_upsampling("authors")), theirs, atol=1e-6)
+    ours = upsampled(y[None], (128, 128), y_upsampling("dotlib"))
+    assert float((ours - theirs).abs().max()) > 1e-2
+    assert restorer_tile("authors") is None and restorer_tile("dotlib") == 256
+
+
 def test_dotlib_protocol_is_the_folder_and_the_degradations(photo) -> None:
     x, y = prepare(photo, "jpeg10", "dotlib", size=128, seed=2)
     folder = ImageFolder(photo.parent, resize=128, crop=128)

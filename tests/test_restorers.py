@@ -175,6 +175,29 @@ def test_spandrel_swinir_restores_through_the_real_loader(swinir_x4):
     assert float((x[:1] - whole).abs().mean()) < 0.05
 
 
+def test_whole_image_restoration_runs_the_batch_at_once_and_tiles_only_when_memory_runs_out(swinir_x4, monkeypatch):
+    """tile=None (the authors' protocol): the model on the whole batch; a CUDA out-of-memory error
+    makes that batch go through 256-px tiles instead, with a warning and a count."""
+    import dotlib.restorers as restorers
+
+    restorer = get_restorer("swinir", "sr4", checkpoint=swinir_x4, tile=None, overlap=4)
+    y = torch.rand(2, 3, 20, 28)
+    assert torch.equal(restorer(y), restorer.descriptor(y).clamp(0, 1)) and restorer.fallbacks == 0
+    whole = restorer.descriptor
+
+    def out_of_memory(batch):
+        if batch.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return whole(batch)
+
+    monkeypatch.setattr(restorer, "descriptor", out_of_memory)
+    monkeypatch.setattr(restorers, "FALLBACK_TILE", 16)
+    with pytest.warns(UserWarning, match="does not fit in device memory whole; restored on 16-px tiles"):
+        fallen = restorer(y)
+    assert restorer.fallbacks == 1
+    assert torch.equal(fallen, restorers.tiled_apply(whole, y, 4, 16, 4).clamp(0, 1))
+
+
 def test_spandrel_checkpoint_for_the_wrong_scale_is_refused(swinir_x4, tmp_path):
     with pytest.raises(ValueError, match=r"x4 SwinIR model, but task 'jpeg10' needs x1"):
         get_restorer("swinir", "jpeg10", checkpoint=swinir_x4)

@@ -138,3 +138,24 @@ def test_a_run_killed_midway_resumes_to_the_uninterrupted_metrics(tmp_path, monk
     assert resumed.photos == whole.photos
     for key, images in whole.images.items():
         assert torch.equal(resumed.images[key], images), key
+
+
+def test_sampled_latents_come_from_one_batched_encode_with_a_generator_per_image(tmp_path) -> None:
+    """The authors sample the VAE posterior: each image's noise comes from a generator seeded by its
+    file position, so the batched encode gives the per-image samples (to float rounding), and a
+    different position gives a different sample."""
+    from dotlib.encoders import load_encoder
+    from dotlib.runner import _encoded
+    from dotlib.standins import _write_vae
+
+    _write_vae(tmp_path / "vae", seed=0)   # an AutoencoderKL (SD's layout, random weights): a posterior to sample
+    vae = load_encoder(str(tmp_path / "vae"), sample=True)
+    images = ImageFolder(PHOTOS, resize=32, crop=32)
+    batch = torch.stack([images[i] for i in range(3)])
+    positions = torch.tensor([5, 9, 2])
+    batched = _encoded(vae, batch, positions, seed=4)
+    alone = torch.cat([vae.encode(image[None], generator=torch.Generator().manual_seed(4 + int(p)))
+                       for image, p in zip(batch, positions)])
+    torch.testing.assert_close(batched, alone, rtol=0, atol=1e-5)
+    moved = _encoded(vae, batch, positions + 1, seed=4)
+    assert float((moved - batched).abs().max()) > 1e-2

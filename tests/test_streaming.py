@@ -66,6 +66,7 @@ def test_feature_sample_keeps_everything_below_capacity_and_is_order_free() -> N
     expected = np.sort(np.argsort(hash_priority(np.arange(40), 2))[:9])
     np.testing.assert_array_equal(np.sort(small_a.index), expected)
     np.testing.assert_array_equal(small_a.sorted_features(), small_b.sorted_features())
+    np.testing.assert_array_equal(small_b.sorted_features(), feats[expected].astype(np.float32))   # rows replaced in place
 
 
 def test_hash_priorities_look_uniform() -> None:

@@ -11,7 +11,8 @@ Steps (each timed; its numbers and ``ok`` go to ``<out>/gpu_check.json``):
    fresh processes on 32 and 96 images. Seconds per image are the difference of the two runs
    over the 64 images between them (loading and fitting cancel); host and device memory slopes
    in MiB per image likewise. A third, profiled run on 8 images gives the share of the wall
-   time the GPU spends in kernels. Projected hours for 6 tasks × 50 000 images on 1 and 8 GPUs.
+   time the GPU spends in kernels and the host syncs torch reports (whole run, fitting included).
+   Projected hours for 6 tasks × 50 000 images on 1 and 8 GPUs.
 4. ``dryrun``: ``python -m dotlib.dryrun`` on the device.
 
 ``--rehearse`` runs the same steps on the CPU at 64², on 4 and 12 images, and the dry run of
@@ -153,14 +154,22 @@ def measure_run(size: int, images: int, device: str, profiled: bool) -> dict:
 
     config = {**paper_run(), "size": size, "max_eval": images, "device": device, "num_workers": 0}
     began = time.perf_counter()
-    if profiled and device == "cuda":
+    if profiled and device == "cuda":   # kernel time, and the host syncs torch reports (sync debug mode)
+        import warnings
+
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+        torch.cuda.set_sync_debug_mode("warn")
+        with warnings.catch_warnings(record=True) as caught, \
+                profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+            warnings.simplefilter("always")
             run_folder_task(**config)
+        torch.cuda.set_sync_debug_mode(0)
         wall = time.perf_counter() - began
         kernels = sum(event.self_device_time_total for event in trace.key_averages()) / 1e6
-        return {"seconds": wall, "gpu_share": kernels / wall}
+        syncs = sum("synchroniz" in str(warning.message) for warning in caught)
+        return {"seconds": wall, "gpu_share": kernels / wall, "host_syncs": syncs,
+                "batches": -(-images // config["batch_size"])}
     run = run_folder_task(**config)
     result = {"seconds": time.perf_counter() - began, "images": int(run.table.n_images.max()),
               "signals": len(run.table), "peak_host_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -187,7 +196,9 @@ def throughput(settings: dict, env: dict) -> dict:
               "seconds_per_image": per_image, "host_mib_per_image": (large["peak_host_mib"] - small["peak_host_mib"]) / extra}
     if "peak_device_mib" in large:
         result["device_mib_per_image"] = (large["peak_device_mib"] - small["peak_device_mib"]) / extra
-        result["gpu_share"] = _child(env, settings["size"], settings["profiled"], "cuda", True)["gpu_share"]
+        profiled = _child(env, settings["size"], settings["profiled"], "cuda", True)
+        result.update(gpu_share=profiled["gpu_share"], host_syncs=profiled["host_syncs"],
+                      profiled_batches=profiled["batches"])
     hours = per_image * PAPER_IMAGES * PAPER_TASKS / 3600
     result["projected_hours"] = {"1_gpu": hours, "8_gpus": hours / 8} if settings["device"] == "cuda" else None
     return result

@@ -187,9 +187,26 @@ class LPIPS(torch.nn.Module):
     @torch.no_grad()
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         check_pair(a, b)
+        return self.distance(self.features(a), self.features(b))
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The unit-normalised VGG activations φ̂_l of ``images [B, 3, H, W]`` in [0, 1], five levels:
+        the package's forward up to its differences, so that a reference batch (the clean images,
+        compared with dozens of signals) is passed through VGG16 once."""
+        import lpips
+
         device = self.net.scaling_layer.shift.device
-        distance = self.net(a.to(device, torch.float32), b.to(device, torch.float32), normalize=True)
-        return distance.reshape(a.shape[0]).double()  # lpips returns [B, 1, 1, 1]
+        scaled = self.net.scaling_layer(2 * images.to(device, torch.float32) - 1)
+        return [lpips.normalize_tensor(level) for level in self.net.net.forward(scaled)]
+
+    @torch.no_grad()
+    def distance(self, a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+        """LPIPS ``float64 [B]`` between two :meth:`features` lists: the package's forward from there on."""
+        total = 0
+        for level, (fa, fb) in enumerate(zip(a, b)):
+            total += self.net.lins[level]((fa - fb) ** 2).mean([2, 3], keepdim=True)
+        return total.reshape(a[0].shape[0]).double()  # [B, 1, 1, 1] as the package returns it
 
 
 def load_lpips(device: str | torch.device = "cpu", vgg_path: str | Path | None = None,

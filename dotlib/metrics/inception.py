@@ -110,8 +110,9 @@ class CleanFeatures:
     Each image in [0, 1] is quantised to ``uint8`` (as if saved to PNG; ``quantize=False``
     keeps floats, like clean-fid's generator path), resized by
     ``cleanfid.resize.build_resizer(mode)`` (``"clean"``: 299x299 PIL bicubic;
-    ``"legacy_tensorflow"``: not at all, the network resizes inside) and batched in [0, 255] through
-    ``cleanfid.fid.get_batch_features(batch, model, device)``. ``model`` maps
+    ``"legacy_tensorflow"``: not at all, the network resizes inside; then the quantisation runs on
+    the device, whole batches at once) and batched in [0, 255] through ``model``, as
+    ``cleanfid.fid.get_batch_features(batch, model, device)`` does. ``model`` maps
     ``float32 [B, 3, 299, 299]`` in [0, 255] on ``device`` to ``[B, F]``: the Inception of
     :func:`load_inception`, or any injected extractor (tests use a fixed random net).
     """
@@ -138,15 +139,29 @@ class CleanFeatures:
             array = np.rint(array).astype(np.uint8)
         return torch.from_numpy(np.ascontiguousarray(self._resize(array).transpose(2, 0, 1)))
 
-    def __call__(self, images: ImageSet) -> np.ndarray:
-        from cleanfid.fid import get_batch_features
+    def _on_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """``legacy_tensorflow`` (no resize outside the network): the batch quantised where it lies,
+        as :meth:`_prepare` does on the host (float32 ×255, round half to even, uint8), then moved."""
+        batch = batch.detach().float().clamp(0.0, 1.0) * 255.0
+        return (batch.round().to(torch.uint8) if self.quantize else batch).to(self.device)
 
-        items = as_list(images, "images")
-        chunks = []
-        for start in range(0, len(items), self.batch_size):
-            batch = torch.stack([self._prepare(im) for im in items[start:start + self.batch_size]])
-            chunks.append(get_batch_features(batch, self.model, self.device))
-        return np.concatenate(chunks).astype(np.float64)
+    def tensor(self, images: ImageSet) -> torch.Tensor:
+        """Features ``float64 [N, F]`` on :attr:`device`, without a trip through the host where the mode
+        allows: ``legacy_tensorflow`` quantises whole batches on the device; ``clean`` resizes each
+        image with clean-fid's PIL resizer, which only runs on the host."""
+        if self.mode == "legacy_tensorflow" and isinstance(images, torch.Tensor) and images.ndim == 4:
+            chunks = [images[start:start + self.batch_size] for start in range(0, images.shape[0], self.batch_size)]
+            prepared = [self._on_device(chunk) for chunk in chunks]
+        else:
+            items = as_list(images, "images")
+            prepared = [torch.stack([self._prepare(im) for im in items[start:start + self.batch_size]]).to(self.device)
+                        for start in range(0, len(items), self.batch_size)]
+        with torch.no_grad():   # clean-fid's get_batch_features, without its .cpu().numpy()
+            return torch.cat([self.model(batch) for batch in prepared]).to(torch.float64)
+
+    def __call__(self, images: ImageSet) -> np.ndarray:
+        """Features ``float64 [N, F]`` as a numpy array (:meth:`tensor`, brought to the host)."""
+        return self.tensor(images).cpu().numpy()
 
     def folder(self, path: str | Path, num_workers: int = 0) -> np.ndarray:
         """Features of every image file under ``path`` through ``cleanfid.fid.get_folder_features``."""

@@ -245,9 +245,11 @@ class FeatureSample(_Stateful):
     """KID's side of one set: features of a uniform random subset of at most ``capacity`` images.
 
     Image ``i`` has priority ``hash_priority(i, seed)``; the ``capacity`` lowest priorities
-    seen are kept (float32 features, host memory). The same images are kept whatever the
-    order of updates or the number of processes, and two sets measured on the same images
-    keep the same indices.
+    seen are kept. The same images are kept whatever the order of updates or the number of
+    processes, and two sets measured on the same images keep the same indices. The features
+    (float32) stay where they come from (the GPU in a GPU run); priorities and indices are
+    small host arrays. An update only moves the rows that enter the sample: appended while
+    it is not full, then written over the rows they push out (no copy of the whole sample).
     """
 
     STATE = ("features", "priority", "index")
@@ -256,35 +258,56 @@ class FeatureSample(_Stateful):
         if capacity < 2:
             raise ValueError(f"capacity must be >= 2, got {capacity}")
         self.capacity, self.seed = int(capacity), int(seed)
-        self.features: np.ndarray | None = None
+        self.features: torch.Tensor | None = None
         self.priority = np.empty(0, dtype=np.uint64)
         self.index = np.empty(0, dtype=np.int64)
 
-    def update(self, features: np.ndarray, indices) -> None:
-        features = np.asarray(features, dtype=np.float32)
+    def update(self, features: np.ndarray | torch.Tensor, indices) -> None:
+        """Add features ``[B, F]`` (numpy, or a tensor on any device) of the images at global ``indices``."""
+        features = torch.as_tensor(features).to(torch.float32)
         index = _indices(indices, features.shape[0])
-        self._keep(np.concatenate([self.features, features]) if self.features is not None else features,
-                   np.concatenate([self.priority, hash_priority(index, self.seed)]),
-                   np.concatenate([self.index, index]))
+        if self.features is None:
+            self.features = features[:0]
+        self._merge(features.to(self.features.device), hash_priority(index, self.seed), index)
 
-    def _keep(self, features: np.ndarray, priority: np.ndarray, index: np.ndarray) -> None:
-        order = np.lexsort((index, priority))[:self.capacity]
-        self.features, self.priority, self.index = features[order], priority[order], index[order]
+    def _merge(self, features: torch.Tensor, priority: np.ndarray, index: np.ndarray) -> None:
+        """Keep the ``capacity`` lowest (priority, index) of the kept rows and these."""
+        kept = len(self.priority)
+        order = np.lexsort((np.concatenate([self.index, index]), np.concatenate([self.priority, priority])))
+        chosen = order[:self.capacity]
+        entering = chosen[chosen >= kept] - kept
+        leaving = np.setdiff1d(np.arange(kept), chosen[chosen < kept])   # never more than entering
+        replaced, appended = entering[:len(leaving)], entering[len(leaving):]
+        if len(leaving):
+            slots = torch.as_tensor(leaving, device=self.features.device)
+            self.features[slots] = features[torch.as_tensor(replaced, device=features.device)]
+            self.priority[leaving], self.index[leaving] = priority[replaced], index[replaced]
+        if len(appended):
+            rows = torch.as_tensor(appended, device=features.device)
+            self.features = torch.cat([self.features, features[rows]])
+            self.priority = np.concatenate([self.priority, priority[appended]])
+            self.index = np.concatenate([self.index, index[appended]])
 
     def reduce(self, group=None) -> None:
         if not is_distributed():
             return
         gathered: list = [None] * dist.get_world_size(group)
-        dist.all_gather_object(gathered, (self.features, self.priority, self.index), group=group)
-        parts = [part for part in gathered if part[0] is not None]
-        self._keep(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                   np.concatenate([p[2] for p in parts]))
+        own = None if self.features is None else self.features.cpu()
+        dist.all_gather_object(gathered, (own, self.priority, self.index), group=group)
+        parts = [part for part in gathered if part[0] is not None and len(part[1])]
+        if not parts:
+            return
+        device = self.features.device if self.features is not None else torch.device("cpu")
+        self.features, self.priority, self.index = parts[0][0][:0].to(device), self.priority[:0], self.index[:0]
+        self._merge(torch.cat([part[0] for part in parts]).to(device), np.concatenate([p[1] for p in parts]),
+                    np.concatenate([p[2] for p in parts]))
 
     def sorted_features(self) -> np.ndarray:
-        """The kept features ``float64 [n, F]`` in order of global index."""
-        if self.features is None:
+        """The kept features ``float64 [n, F]`` in order of global index (on the host)."""
+        if self.features is None or not len(self.index):
             raise ValueError("FeatureSample has seen no image")
-        return self.features[np.argsort(self.index)].astype(np.float64)
+        order = torch.as_tensor(np.argsort(self.index), device=self.features.device)
+        return self.features[order].cpu().numpy().astype(np.float64)
 
     def compute(self, reference: "FeatureSample", subsets: int = 100, subset_size: int = 1000) -> tuple[float, float]:
         """KID (mean, std over subsets) to ``reference`` by :func:`~dotlib.metrics.kid`."""

@@ -143,7 +143,7 @@ class StreamingEvaluator:
         self.swd = SlicedWasserstein(items, seed=seed, device=device, **(swd_options or {}))
         smallest = min(items, key=lambda image: image.shape[-2] * image.shape[-1])
         self.detail = DetailFrechet(smallest[None], levels=self.swd.levels, device=device)
-        self.classifier = None if classifier is None else classifier.detach().to(torch.float64).cpu()
+        self.classifier = None if classifier is None else classifier.detach().to(self.device, torch.float64)
         self.feature_dim = 0
         if features is not None:
             self.feature_dim = int(features(items[0][None]).shape[1])
@@ -158,13 +158,12 @@ class StreamingEvaluator:
         bands = laplacian_pyramid(images.to(self.device, torch.float32), self.swd.levels)
         state.swd.update_from_pyramid(bands, indices)
         state.detail.update_from_pyramid(bands)
-        if self.features is not None:
-            feats = self.features(images)
+        if self.features is not None:   # features, FID's Gaussian, KID's sample and IS stay on the device
+            feats = self.features.tensor(images).to(self.device)
             state.fid.update(feats)
             state.kid.update(feats, indices)
             if self.classifier is not None:
-                logits = torch.from_numpy(feats) @ self.classifier.T
-                state.inception_score.update(torch.softmax(logits, dim=1), indices)
+                state.inception_score.update(torch.softmax(feats @ self.classifier.T, dim=1), indices)
 
     def update(self, clean: torch.Tensor, signals: dict[str, torch.Tensor],
                indices: Sequence[int] | torch.Tensor) -> None:
@@ -185,12 +184,15 @@ class StreamingEvaluator:
             raise ValueError(f"every batch must carry the signals {sorted(self.signals)}, got {sorted(signals)}")
         clean = clean.to(self.device, torch.float32)
         self._set_level(self.reference, clean, index)
+        lpips_reference = self.lpips.features(clean) if hasattr(self.lpips, "features") else None
         per_image = {}
         for name, images in signals.items():
             check_pair(images, clean)
             images = images.to(self.device, torch.float32)
             values = {name: function(images, clean) for name, function in per_image_functions().items()}
-            if self.lpips is not None:
+            if lpips_reference is not None:   # the clean images' VGG features, once per batch
+                values["lpips"] = self.lpips.distance(self.lpips.features(images), lpips_reference)
+            elif self.lpips is not None:
                 values["lpips"] = self.lpips(images, clean)
             per_image[name] = {k: v.to(torch.float64) for k, v in values.items()}
             self.signals[name].per_image.update(per_image[name])
