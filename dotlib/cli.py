@@ -54,13 +54,17 @@ _ALPHA_SUFFIX = re.compile(r"(.+)_a(-?\d+(?:\.\d+)?)")
 
 
 def _alpha(text: str) -> float:
+    from .validate import check_alpha
+
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"α must be a finite number, got {text!r}")
-    return value
+        return check_alpha(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error) if "must be" in str(error) else
+                                         f"α must be a finite number, got {text!r}") from None
+
+
+#: What argparse takes for a negative number rather than an option: also ``-1e-1`` and ``-.5``.
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def _images(folder: str | Path, what: str):
@@ -73,17 +77,70 @@ def _images(folder: str | Path, what: str):
         raise UserError(f"{what}: {error}") from None
 
 
+def _within(inner: Path, outer: Path) -> bool:
+    inner, outer = inner.expanduser().resolve(), outer.expanduser().resolve()
+    return inner == outer or outer in inner.parents
+
+
+def _check_separate(inputs: list[tuple[str, Path]], output: tuple[str, Path]) -> None:
+    """Input folders ``(role, folder)`` given twice, and an output folder that is, holds or lies
+    inside an input folder (its files would be read as inputs next time): ``UserError`` naming them."""
+    seen: dict[Path, str] = {}
+    for role, folder in inputs:
+        resolved = folder.expanduser().resolve()
+        if resolved in seen:
+            raise UserError(f"{role} and {seen[resolved]} are the same folder {folder}")
+        seen[resolved] = role
+    role, folder = output
+    for other, source in inputs:
+        if _within(folder, source) or _within(source, folder):
+            where = "is" if _within(folder, source) and _within(source, folder) else \
+                "lies inside" if _within(folder, source) else "holds"
+            raise UserError(f"{role} {folder} {where} {other} {source}: its files would be read as inputs next "
+                            f"time; choose a folder apart from the inputs")
+
+
+class _Lock:
+    """An advisory lock on an output folder (``.dotlib.lock`` in it): a second dotlib process writing
+    there stops at once instead of mixing its files with the first one's."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".dotlib.lock"
+
+    def __enter__(self) -> "_Lock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise UserError(f"another dotlib process is writing to {self.path.parent}; wait for it to finish "
+                            f"or choose another output folder") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _check_output_file(path: Path) -> None:
+    """An output file that can be written at the end: not a folder, a name short enough for its
+    temporary sibling (``.<name>.<random>.tmp``)."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; -o names the file to write, e.g. {path / 'operator.safetensors'}")
+    if len(path.name.encode()) > 240:
+        raise UserError(f"the file name {path.name[:40]}... has {len(path.name.encode())} bytes; at most 240 "
+                        f"(the file system's limit is 255, and the file is first written under a longer name)")
+
+
 def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         what = f"{existing[0]} and {len(existing) - 1} other outputs already exist" if len(existing) > 1 \
             else f"{existing[0]} already exists"
         raise UserError(f"{what}; pass --force to overwrite, or choose another output")
-
-
-def _key(folder: Path, file: Path) -> str:
-    """A file's name within its folder without the suffix (``sub/name``): how files are paired."""
-    return file.relative_to(folder).with_suffix("").as_posix()
 
 
 def _check_fits(ot, image: torch.Tensor, file: Path) -> None:
@@ -120,8 +177,12 @@ def fit(args: argparse.Namespace) -> None:
     from .latent_ot import LatentOT
 
     output = Path(args.output)
+    _check_output_file(output)
     _refuse_existing([output], args.force)
     folders = {"target": _images(args.natural, "--natural"), "source": _images(args.restored, "--restored")}
+    if folders["target"].root.resolve() == folders["source"].root.resolve():
+        raise UserError(f"--natural and --restored are the same folder {args.natural}: the operator would map "
+                        f"those images onto themselves; give the restorer's outputs as --restored")
     ot = LatentOT(args.encoder, patch_size=args.patch_size, eps=args.eps, ridge=args.ridge,
                   device=args.device, batch_size=args.batch_size)
     for which, folder in folders.items():
@@ -165,35 +226,54 @@ def enhance(args: argparse.Namespace) -> None:
         raise UserError(f"--alpha lists the same α twice (as file names: {', '.join(names)})")
     folder = _images(args.in_dir, "IN_DIR")
     out_dir = Path(args.out_dir)
-    if out_dir.resolve() == folder.root.resolve():
-        raise UserError("OUT_DIR is IN_DIR: outputs would replace the inputs; choose another folder")
-    inputs = {file.resolve() for file in folder.files}
-    plan: list[tuple[Path, list[Path]]] = []
-    for file in folder.files:
-        relative = file.relative_to(folder.root)
-        plan.append((file, [out_dir / relative.parent / output_name(relative.stem, a, len(alphas) > 1)
-                            for a in alphas]))
+    _check_separate([("IN_DIR", folder.root)], ("OUT_DIR", out_dir))
+    keys = folder.keys()   # a.png and a.jpg would both be written to a.png
+    plan = [(file, [out_dir / output_name(key, alpha, len(alphas) > 1) for alpha in alphas])
+            for file, key in zip(folder.files, keys)]
     outputs = [path for _, paths in plan for path in paths]
-    clash = next((p for p in outputs if p.resolve() in inputs), None)
-    if clash is not None:
-        raise UserError(f"output {clash} would overwrite an input image; choose an OUT_DIR outside IN_DIR's files")
-    seen: set[Path] = set()
-    for path in outputs:
-        if path.resolve() in seen:
-            raise UserError(f"two inputs of the same name would both be written to {path}; rename one of them")
-        seen.add(path.resolve())
     _refuse_existing(outputs, args.force)
     ot = LatentOT.load(args.operator, device=args.device)
     if not ot.fitted:
         raise UserError(f"{args.operator} holds statistics but no fitted operator; run dotlib fit again")
-    for file, paths in progress(plan, desc="enhancing", unit="image"):
-        image = load_image(file)
-        _check_fits(ot, image, file)
-        results = ot.sweep(image[None].to(ot.device), alphas, decode=args.decode)[:, 0]
-        for result, path in zip(results, paths):
-            save_png(result, path)
+    for file in progress(folder.files, desc="checking inputs", unit="image"):   # every input, before any output
+        _check_fits(ot, load_image(file), file)
+    with _Lock(out_dir):
+        _forget_earlier(out_dir, outputs, args.force)
+        for file, paths in progress(plan, desc="enhancing", unit="image"):
+            results = ot.sweep(load_image(file)[None].to(ot.device), alphas, decode=args.decode)[:, 0]
+            for result, path in zip(results, paths):
+                save_png(result, path)
+        _record_outputs(out_dir, outputs)
     print(f"wrote {len(outputs)} images ({len(plan)} inputs x {len(alphas)} α: {', '.join(names)}; "
           f"decode {args.decode}) to {out_dir}")
+
+
+#: The list of the files ``dotlib enhance`` wrote in an output folder (what ``--force`` may remove).
+_MANIFEST = ".dotlib-enhance.json"
+
+
+def _forget_earlier(out_dir: Path, outputs: list[Path], force: bool) -> None:
+    """With ``--force``: remove what an earlier ``dotlib enhance`` wrote to ``out_dir`` and this run
+    does not write again (other α, other inputs); nothing else is touched."""
+    import json
+
+    manifest = out_dir / _MANIFEST
+    if not force or not manifest.is_file():
+        return
+    keep = {path.resolve() for path in outputs}
+    for name in json.loads(manifest.read_text()):
+        earlier = out_dir / name
+        if earlier.resolve() not in keep and _within(earlier, out_dir):
+            earlier.unlink(missing_ok=True)
+
+
+def _record_outputs(out_dir: Path, outputs: list[Path]) -> None:
+    import json
+
+    from .io import write_text
+
+    write_text(json.dumps(sorted(path.relative_to(out_dir).as_posix() for path in outputs), indent=1) + "\n",
+               out_dir / _MANIFEST)
 
 
 # ------------------------------------------------------------------ evaluate
@@ -205,18 +285,18 @@ def _quality_metrics() -> tuple:
     return tuple(entry for entry in METRICS if entry.higher_is_better is not None)
 
 
-def _groups(clean_root: Path, clean_keys: set[str], out_dirs: Sequence[str]) -> dict[tuple[str, float], list]:
-    """``(folder label, α or NaN) -> [(clean key, output file)]``, pairing files by name."""
+def _groups(clean_root: Path, clean_keys: set[str], out_folders: Sequence) -> dict[tuple[str, float], list]:
+    """``(folder label, α or NaN) -> [(clean key, output file)]``, pairing the files of each
+    :class:`~dotlib.data.ImageFolder` of ``out_folders`` with the clean images by name."""
     groups: dict[tuple[str, float], list] = {}
     labels: list[str] = []
-    for out_dir in out_dirs:
-        folder = _images(out_dir, "OUT_DIR")
+    for folder in out_folders:
         label = folder.root.name or str(folder.root)
         label = label if label not in labels else str(folder.root)
         labels.append(label)
         unmatched = []
-        for file in folder.files:
-            key, alpha = _key(folder.root, file), math.nan
+        for key, file in zip(folder.keys(), folder.files):
+            alpha = math.nan
             match = _ALPHA_SUFFIX.fullmatch(key)
             if key not in clean_keys and match and match[1] in clean_keys:
                 key, alpha = match[1], float(match[2])
@@ -283,13 +363,11 @@ def evaluate(args: argparse.Namespace) -> None:
                                               "perception_distortion.pdf")}
     _refuse_existing(list(files.values()), args.force)
     clean_folder = _images(args.clean, "--clean")
-    clean_files = {}
-    for file in clean_folder.files:
-        key = _key(clean_folder.root, file)
-        if key in clean_files:
-            raise UserError(f"{clean_files[key]} and {file} have the same name; pairing by name needs one")
-        clean_files[key] = file
-    groups = _groups(clean_folder.root, set(clean_files), args.out_dirs)
+    out_folders = [_images(out_dir, "OUT_DIR") for out_dir in args.out_dirs]
+    _check_separate([("--clean", clean_folder.root)] + [(f"OUT_DIR {f.root}", f.root) for f in out_folders],
+                    ("the report folder -o", report))
+    clean_files = dict(zip(clean_folder.keys(), clean_folder.files))
+    groups = _groups(clean_folder.root, set(clean_files), out_folders)
     device = torch.device(args.device)
     clean = {key: load_image(file) for key, file in progress(clean_files.items(), desc="clean images", unit="image")}
     features, classifier, lpips, missing = perception_models(device)
@@ -318,12 +396,13 @@ def evaluate(args: argparse.Namespace) -> None:
     notes += [f"{'/'.join(names)} not computed: {reason}" for reason, names in reasons.items()]
     text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
     print(text, end="")
-    write_csv(table, files["metrics.csv"])
-    write_text(text, files["metrics.md"])
     plot_table = table.assign(label=[label if math.isnan(a) else f"α={format_alpha(a)}"
                                      for label, a in zip(table.folder, table.alpha)])
     figure = plots.labelled_plane(plot_table, perception="swd", distortion="mse", group="folder", label="label")
-    plots.save_figure(figure, report / "perception_distortion")
+    with _Lock(report):
+        write_csv(table, files["metrics.csv"])
+        write_text(text, files["metrics.md"])
+        plots.save_figure(figure, report / "perception_distortion")
     plt.close(figure)
     print(f"wrote {', '.join(str(p) for p in files.values())}")
 
@@ -373,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_option(sub)
     force_option(sub)
     sub.set_defaults(run=enhance)
+    sub._negative_number_matcher = _NEGATIVE_NUMBER   # "--alpha 0 -1e-1": numbers, not options (argparse's own)
 
     sub = commands.add_parser("evaluate", help="measure output folders against the clean images",
                               description="Pair images by file name (<name>.png, or <name>_a<α>.png grouped per α) "

@@ -450,6 +450,18 @@ class ImageFolder(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def keys(self) -> list[str]:
+        """Each file's path under :attr:`root` without its suffix (``sub/name``): how folders pair
+        images by name. ``ValueError`` naming both files when two share a key (``a.png`` and ``a.jpg``)."""
+        seen: dict[str, Path] = {}
+        for file in self.files:
+            key = file.relative_to(self.root).with_suffix("").as_posix()
+            if key in seen:
+                raise ValueError(f"{seen[key]} and {file} have the same name; images are paired by name, "
+                                 f"so keep one of them")
+            seen[key] = file
+        return list(seen)
+
     def __getitem__(self, index: int) -> torch.Tensor:
         return resize_and_crop(load_image(self.files[index]), self.resize, self.crop)
 

@@ -70,7 +70,7 @@ from .gaussian import (DEFAULT_EPS, DEFAULT_RELATIVE_EPS, RIDGES, GaussianStats,
 from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches, valid_patch_stats
 from .io import atomic_path, read_safetensors
 from .precision import tensors_agree
-from .validate import check_device, check_patch_dim
+from .validate import check_alpha, check_device, check_patch_dim
 
 __all__ = ["LatentOT", "Operator"]
 
@@ -197,7 +197,7 @@ class LatentOT:
         else:
             self.encoder = load_encoder(encoder, device=device if device is not None else "cpu",
                                         sample=latent == "sample", seed=seed)
-        self.border, self.clip_x_hat0 = border, bool(clip_x_hat0)
+        self.border, self.clip_x_hat0 = border, clip_x_hat0
         self.latent = "sample" if getattr(self.encoder, "sample", False) else "mean"
         self.patch_size = check_patch_size(patch_size)
         if ridge not in RIDGES:
@@ -206,8 +206,9 @@ class LatentOT:
             eps = DEFAULT_RELATIVE_EPS if ridge == "relative" else DEFAULT_EPS
         if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-        if fold_sigma is not None and not fold_sigma > 0:
-            raise ValueError(f"fold_sigma must be positive or None (uniform folding), got {fold_sigma}")
+        self._check_fold_sigma(fold_sigma, check_patch_size(patch_size))
+        if not isinstance(clip_x_hat0, bool):
+            raise TypeError(f"clip_x_hat0 must be True or False, got {clip_x_hat0!r}")
         if batch_size < 1 or max_patches < 1:
             raise ValueError(f"batch_size and max_patches must be >= 1, got {batch_size}, {max_patches}")
         self.eps, self.ridge, self.fold_sigma, self.seed = float(eps), ridge, fold_sigma, int(seed)
@@ -218,6 +219,19 @@ class LatentOT:
         self.target = GaussianStats(self.dim, self.device)
         self.operator: Operator | None = None
         self.latent_w2: float | None = None
+
+    @staticmethod
+    def _check_fold_sigma(fold_sigma: float | None, patch_size: int) -> None:
+        """A Gaussian folding width wide enough that every pixel keeps a weight: at a border, a
+        pixel's nearest patch centre is up to (p//2)·√2 latent pixels away, and a weight
+        exp(-d²/2σ²) below float32's range there would make the folded value 0/0."""
+        if fold_sigma is None:
+            return
+        least = (patch_size // 2) * math.sqrt(2.0) / 12.0
+        if isinstance(fold_sigma, bool) or not isinstance(fold_sigma, (int, float)) or not fold_sigma >= least:
+            raise ValueError(f"fold_sigma must be None (uniform folding) or a width of at least {least:.3g} latent "
+                             f"pixels for {patch_size}x{patch_size} patches (narrower Gaussian weights vanish at "
+                             f"the border), got {fold_sigma!r}")
 
     def __repr__(self) -> str:
         return (f"LatentOT(encoder={self.encoder.name!r}, patch_size={self.patch_size}, eps={self.eps}, "
@@ -589,6 +603,15 @@ class LatentOT:
 _REQUIRED_METADATA = {"encoder": str, "factor": int, "latent_channels": int, "patch_size": int,
                       "eps": (int, float), "seed": int}
 
+#: Metadata a LatentOT file may record (older files lack some), with its JSON type (None: null).
+_OPTIONAL_METADATA = {"dotlib_version": str, "encoder_fingerprint": (str, type(None)), "ridge": str, "border": str,
+                      "clip_x_hat0": bool, "latent": str, "fold_sigma": (int, float, type(None)), "source_count": int,
+                      "target_count": int, "latent_w2": (int, float, type(None))}
+
+#: The dtype of each kind of tensor a LatentOT file holds (statistics and operator in float64).
+_TENSOR_DTYPES = {"count": torch.int64, "mean": torch.float64, "m2": torch.float64, "A": torch.float64,
+                  "mean_s": torch.float64, "mean_t": torch.float64, "noise_root": torch.float64}
+
 
 def _plan(sweeps: Mapping[str, Iterable[float]], mode: str) -> dict[str, list[float]]:
     """The checked ``sweeps`` of :meth:`LatentOT.apply`: ``{decode: [float α, ...]}``."""
@@ -600,9 +623,9 @@ def _plan(sweeps: Mapping[str, Iterable[float]], mode: str) -> dict[str, list[fl
     for decode, alphas in sweeps.items():
         if decode not in DECODES:
             raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
-        plan[decode] = [float(alpha) for alpha in alphas]
-        if not plan[decode] or not all(math.isfinite(alpha) for alpha in plan[decode]):
-            raise ValueError(f"alphas must be a non-empty list of finite numbers, got {plan[decode]}")
+        plan[decode] = [check_alpha(alpha) for alpha in alphas]
+        if not plan[decode]:
+            raise ValueError(f"the α of decoding {decode!r} must be a non-empty list, got []")
     return plan
 
 
@@ -617,12 +640,20 @@ def _file_metadata(path: Path, raw: str | None) -> dict:
                          f"or was altered, so save the operator again") from None
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         raise ValueError(f"{path} is not a LatentOT file (no {_FORMAT} metadata)")
-    problems = [f"{key} missing" if key not in meta else f"{key}={meta[key]!r} is not {kind}"
+    problems = [f"{key} missing" if key not in meta else f"{key}={meta[key]!r} is not {_kind(kind)}"
                 for key, kind in _REQUIRED_METADATA.items()
                 if key not in meta or isinstance(meta[key], bool) or not isinstance(meta[key], kind)]
+    problems += [f"{key}={meta[key]!r} is not {_kind(kind)}" for key, kind in _OPTIONAL_METADATA.items()
+                 if key in meta and (not isinstance(meta[key], kind) or (kind is not bool and isinstance(meta[key], bool)))]
     if problems:
         raise ValueError(f"{path}: its LatentOT metadata is damaged or was altered ({'; '.join(problems)})")
     return meta
+
+
+def _kind(kind) -> str:
+    """A JSON type as messages name it: ``int``, ``int or float``, ``str or null``."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
 
 
 def _check_file_tensors(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
@@ -638,6 +669,8 @@ def _check_file_tensors(path: Path, meta: dict, tensors: dict[str, torch.Tensor]
     problems += [f"unexpected tensor {key}" for key in tensors if key not in shapes]
     problems += [f"{key} has shape {tuple(tensors[key].shape)}, expected {shape}"
                  for key, shape in shapes.items() if key in tensors and tuple(tensors[key].shape) != shape]
+    problems += [f"{key} is {tensors[key].dtype}, expected {_TENSOR_DTYPES[key.split('.', 1)[1]]}"
+                 for key in shapes if key in tensors and tensors[key].dtype != _TENSOR_DTYPES[key.split(".", 1)[1]]]
     problems += [f"{key} holds NaN or infinite values" for key, value in tensors.items()
                  if value.is_floating_point() and not bool(torch.isfinite(value).all())]
     for which in _WHICH:

@@ -7,9 +7,17 @@ into a silently wrong result further down.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
-__all__ = ["MAX_PATCH_DIM", "available_devices", "check_device", "check_images", "check_patch_dim", "check_values"]
+__all__ = ["ALPHA_RANGE", "MAX_PATCH_DIM", "available_devices", "check_alpha", "check_device", "check_images",
+           "check_patch_dim", "check_values"]
+
+#: The α of eq. (2) dotlib accepts: the paper sweeps [-1, 2]; beyond ±10 an extrapolation only
+#: magnifies the difference x* − x̂0 into clipped black and white.
+ALPHA_RANGE = (-10.0, 10.0)
 
 
 def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -67,6 +75,16 @@ def check_images(images: torch.Tensor, name: str = "images", channels: int | Non
         raise TypeError(f"{name} must be a float tensor with values in [0, 1], got {images.dtype} "
                         f"(convert uint8 images with images.float() / 255)")
     check_values(images, name)
+
+
+def check_alpha(alpha: object) -> float:
+    """``alpha`` as a float if it is a finite number within :data:`ALPHA_RANGE`, else ``ValueError``."""
+    low, high = ALPHA_RANGE
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) \
+            or not low <= alpha <= high:
+        raise ValueError(f"α must be a finite number in [{low:g}, {high:g}] (0: x̂0, 1: x*; the paper sweeps -1 to 2), "
+                         f"got {alpha!r}")
+    return float(alpha)
 
 
 def available_devices() -> list[str]:

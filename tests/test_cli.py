@@ -115,9 +115,11 @@ def test_format_alpha_writes_short_names():
 
 def test_enhance_keeps_every_size_and_alpha_one_returns_the_input(folders, enhanced):
     inputs = sorted(folders["degraded"].glob("*.png"))
-    written = sorted(p.name for p in enhanced["sweep"].iterdir())
+    written = sorted(p.name for p in enhanced["sweep"].iterdir() if not p.name.startswith("."))
     assert written == sorted(f"{p.stem}_a{a}.png" for p in inputs for a in ALPHAS)
-    assert sorted(p.name for p in enhanced["single"].iterdir()) == sorted(p.name for p in inputs)
+    assert sorted(p.name for p in enhanced["single"].iterdir() if not p.name.startswith(".")) == \
+        sorted(p.name for p in inputs)
+    assert sorted(p.name for p in enhanced["sweep"].iterdir() if p.name.startswith(".")) == [".dotlib-enhance.json"]
     for path in inputs:
         with Image.open(path) as original:
             size = original.size
@@ -185,14 +187,14 @@ def test_user_errors_exit_2_with_one_line(folders, fitted, enhanced, tmp_path, c
                                                "-o", str(tmp_path / "o.safetensors")]), "fit")
     assert "--force" in _error(capsys, main([*fit, "--natural", natural, "--restored", natural,
                                              "-o", str(operator)]), "fit")
-    assert "OUT_DIR is IN_DIR" in _error(capsys, main(["enhance", str(operator), degraded, degraded]), "enhance")
+    assert "degraded is IN_DIR" in _error(capsys, main(["enhance", str(operator), degraded, degraded]), "enhance")
     assert "already exist" in _error(capsys, main(["enhance", str(operator), degraded,
                                                    str(enhanced["single"])]), "enhance")
     assert "same α twice" in _error(capsys, main(["enhance", str(operator), degraded, str(tmp_path / "o"),
                                                   "--alpha", "0", "0.0"]), "enhance")
     nested = write_set(tmp_path / "nested", {"x": np.zeros((16, 16, 3), np.uint8)})
     write_set(nested / "sub", {"x": np.zeros((16, 16, 3), np.uint8)})
-    assert "overwrite an input" in _error(capsys, main(["enhance", str(operator), str(nested),
+    assert "lies inside IN_DIR" in _error(capsys, main(["enhance", str(operator), str(nested),
                                                         str(nested / "sub")]), "enhance")
     assert "not a readable safetensors" in _error(
         capsys, main(["enhance", str(folders["clean"] / "a.png"), degraded, str(tmp_path / "o")]), "enhance")
