@@ -258,6 +258,52 @@ def test_anchors_and_merge_keys_are_allowed(study_dir):
     assert load_study(study_dir / "anchors.yaml").steps["first"].parameters == {"value": 4, "out": "results/a.txt"}
 
 
+def test_study_parameters_are_typed_as_the_notebook_declares_them(tmp_path) -> None:
+    """Cases of issue #18: a string where a list or a number is expected, true for a number, YAML's
+    unquoted 1e-5 (a string in YAML 1.1), None where the annotation allows it; outputs outside."""
+    from dotlib.reproduce import check_parameters
+    from dotlib.reproduce.parameters import parameter_types
+
+    toy, task = "notebooks/01_toy_gaussian.ipynb", "notebooks/03_restore_task.ipynb"
+    assert parameter_types(task)["eps"] == "float | None" and parameter_types(toy)["fewshot_sizes"] == "list[int]"
+    with pytest.raises(ValueError, match=r"'fewshot_sizes' .* must be list\[int\], got str '64'"):
+        check_parameters(toy, {"fewshot_sizes": "64"})
+    with pytest.raises(ValueError, match=r"'noise_std' .* must be float, got bool True: true/false is a boolean"):
+        check_parameters(toy, {"noise_std": True})
+    import yaml
+
+    eps = yaml.safe_load("eps: 1e-5")["eps"]
+    with pytest.raises(ValueError, match=r"YAML reads 1e-5 as a string .* so write 1e-05"):
+        check_parameters(task, {"eps": eps})
+    check_parameters(task, {"eps": None, "max_eval": 20, "alpha_step": 1, "ablation_splits": []})
+    with pytest.raises(ValueError, match=r"'max_eval' .* must be int \| None, got float 20.0"):
+        check_parameters(task, {"max_eval": 20.0})
+    (tmp_path / "n.ipynb").write_text((Path(toy)).read_text())
+    (tmp_path / "s.yaml").write_text("steps:\n  a: {notebook: n.ipynb, output: ../../x.ipynb}\n")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        with pytest.raises(ValueError, match=r"step 'a': output '../../x.ipynb' lies outside"):
+            load_study(tmp_path / "s.yaml")
+    finally:
+        os.chdir(cwd)
+
+
+def test_a_notebook_refuses_what_papermill_injects_but_it_does_not_declare() -> None:
+    """papermill warns about an unknown -p and runs the defaults; the notebooks stop in one line."""
+    from dotlib.reproduce import check_kernel_parameters
+
+    cells = json.loads(Path("notebooks/03_restore_task.ipynb").read_text())["cells"]
+    parameters = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
+    history = ["", parameters, "# Parameters\nn_fitt = 8\nsize = 64\n", ""]
+    with pytest.raises(ValueError, match=r"'n_fitt' \(did you mean 'n_fit'\?\) is not declared"):
+        check_kernel_parameters({"In": history, "n_fitt": 8, "size": 64}, "03_restore_task.ipynb")
+    history[2] = "# Parameters\nsize = '64'\n"
+    with pytest.raises(ValueError, match=r"'size' .* must be int, got str '64'"):
+        check_kernel_parameters({"In": history, "size": "64"}, "03_restore_task.ipynb")
+    check_kernel_parameters({"In": ["", parameters, "run = 1\n"], "run": 1}, "03_restore_task.ipynb")   # a hand run
+
+
 def test_notebook_parameters_are_checked_before_anything_runs(study_dir):
     from dotlib.reproduce import check_parameters, notebook_parameters
 
@@ -266,7 +312,7 @@ def test_notebook_parameters_are_checked_before_anything_runs(study_dir):
     check_parameters(notebook, {"value": 3, "out": "x.txt"})
     with pytest.raises(ValueError, match=r"'valeu' \(did you mean 'value'\?\) is not declared .*are: out, value"):
         check_parameters(notebook, {"valeu": 3})
-    with pytest.raises(ValueError, match=r"'value' .* is the string '7', but its default is the number 1"):
+    with pytest.raises(ValueError, match=r"'value' .* must be int, got str '7': write it without quotes"):
         check_parameters(notebook, {"value": "7"})
     untagged = nbformat.v4.new_notebook()
     untagged.cells = [nbformat.v4.new_code_cell("value = 1")]

@@ -133,7 +133,7 @@ def equality(settings: dict, env: dict) -> dict:
 def paper_run(step: str = "sr4_swinir") -> dict:
     """``run_folder_task``'s arguments for a task step of ``studies/paper.yaml``, as notebook 03 passes them."""
     from dotlib.reproduce import load_study
-    from dotlib.reproduce.spec import notebook_parameters
+    from dotlib.reproduce import notebook_parameters
     from dotlib.runner import RUN_OPTIONS
     from dotlib.study import default_alphas
 

@@ -75,9 +75,10 @@ from .contents import step_contents
 from .digests import DIGEST_CACHE, ContentDigests, code_digest
 from .outputs import STAMP_DIR, failed_dependency, globs_overlap
 from .schedule import LOG_DIR, STOP_GRACE, StepFailed, Terminated, run_study
-from .spec import Step, Study, check_parameters, expand, load_study, notebook_parameters, preset_parameters
+from .parameters import check_kernel_parameters, check_parameters, notebook_parameters
+from .spec import Step, Study, expand, load_study, preset_parameters
 
-__all__ = ["Asset", "ContentDigests", "Step", "Study", "Terminated", "check_parameters", "globs_overlap",
+__all__ = ["Asset", "ContentDigests", "Step", "Study", "Terminated", "check_kernel_parameters", "check_parameters", "globs_overlap",
            "image_files", "load_study", "missing_assets", "notebook_parameters", "preset_parameters", "run_study",
            # also imported from here by callers and tests (formerly module-level names of reproduce.py)
            "DIGEST_CACHE", "LOG_DIR", "STAMP_DIR", "STOP_GRACE", "StepFailed", "code_digest", "expand",

@@ -21,7 +21,8 @@ from .assets import missing_assets, missing_assets_message
 from .contents import step_assets, step_contents
 from .digests import DIGEST_CACHE, ContentDigests, code_digest
 from .outputs import STAMP_DIR, failed_dependency, read_stamp, write_stamp
-from .spec import Step, Study, parameter_problems
+from .parameters import parameter_problems
+from .spec import Step, Study
 
 LOG_DIR = Path("runs/reproduce")
 

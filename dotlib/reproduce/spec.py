@@ -3,7 +3,6 @@ the parameters each notebook declares) and ``${NAME:-default}`` expansion from t
 
 from __future__ import annotations
 
-import ast
 import difflib
 import glob
 import hashlib
@@ -237,12 +236,26 @@ def load_study(path: str | Path) -> Study:
         )
         if not steps[name].notebook.is_file():
             raise FileNotFoundError(f"{path}: step {name!r}: notebook {steps[name].notebook} not found")
+        _check_confined(f"{path}: step {name!r}", steps[name])
     assets = [_load_asset(f"{path}: asset {index + 1}", entry)
               for index, entry in enumerate(spec.get("assets") or [])]
     jobs = spec.get("jobs", 1)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"{path}: jobs must be a positive integer, got {jobs!r}")
     return Study(name=spec.get("name", path.stem), steps=steps, assets=assets, jobs=jobs)
+
+
+def _check_confined(where: str, step: Step) -> None:
+    """A step writes inside the folder the study runs from (the repository, under make): its
+    ``output``, ``outputs`` and ``*_dir`` parameters."""
+    root = Path.cwd().resolve()
+    written = [("output", str(step.output))] + [("outputs", pattern) for pattern in step.outputs]
+    written += [(key, value) for key, value in step.parameters.items() if key.endswith("_dir") and isinstance(value, str)]
+    for key, value in written:
+        target = (root / value).resolve()
+        if target != root and root not in target.parents:
+            raise ValueError(f"{where}: {key} {value!r} lies outside {root}, the folder the study runs from; a "
+                             f"study writes under it (results/ or runs/ of the repository)")
 
 
 def _load_asset(where: str, entry: object) -> Asset:
@@ -263,83 +276,6 @@ def _load_asset(where: str, entry: object) -> Asset:
 
 
 # ------------------------------------------------------------ notebook parameters
-
-
-_NO_LITERAL = object()  # a default that is not a Python literal (an expression)
-
-
-def notebook_parameters(notebook: str | Path) -> dict[str, object] | None:
-    """The names assigned in ``notebook``'s cell(s) tagged ``parameters``, with their defaults.
-
-    A default that is not a literal is given as an opaque placeholder. Returns None when
-    no cell carries the tag (papermill would then inject parameters nobody reads).
-    """
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    tagged = [cell for cell in cells if cell.get("cell_type") == "code"
-              and "parameters" in (cell.get("metadata", {}).get("tags") or [])]
-    if not tagged:
-        return None
-    names: dict[str, object] = {}
-    for cell in tagged:
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        lines = ["pass" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
-        try:
-            tree = ast.parse("\n".join(lines))
-        except SyntaxError as error:
-            raise ValueError(f"{notebook}: its parameters cell is not valid Python ({error})") from None
-        for statement in tree.body:
-            if isinstance(statement, ast.Assign):
-                targets, value = statement.targets, statement.value
-            elif isinstance(statement, ast.AnnAssign):
-                targets, value = [statement.target], statement.value
-            else:
-                continue
-            for target in targets:
-                for node in ast.walk(target):
-                    if isinstance(node, ast.Name):
-                        names[node.id] = _literal(value) if isinstance(target, ast.Name) else _NO_LITERAL
-    return names
-
-
-def _literal(node: ast.expr | None) -> object:
-    try:
-        return ast.literal_eval(node) if node is not None else _NO_LITERAL
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return _NO_LITERAL
-
-
-def parameter_problems(notebook: Path, parameters: dict) -> list[str]:
-    """What is wrong with giving ``parameters`` to ``notebook`` (see :func:`check_parameters`), one
-    line per problem; empty when nothing is."""
-    declared = notebook_parameters(notebook)
-    if declared is None:
-        return [f"notebook {notebook} has no cell tagged 'parameters', so it reads none of "
-                f"{', '.join(map(repr, parameters))}"] if parameters else []
-    known = ", ".join(sorted(declared)) or "none"
-    problems = []
-    for name, value in parameters.items():
-        if name not in declared:
-            close = difflib.get_close_matches(str(name), list(declared), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"parameter {name!r}{hint} is not declared by notebook {notebook}; "
-                            f"its parameters are: {known}")
-            continue
-        default = declared[name]
-        is_number = isinstance(default, (int, float)) and not isinstance(default, bool)
-        if isinstance(value, str) and (is_number or isinstance(default, bool)):
-            kind = "boolean" if isinstance(default, bool) else "number"
-            problems.append(f"parameter {name!r} of notebook {notebook} is the string {value!r}, but its "
-                            f"default is the {kind} {default!r}: write it without quotes (an expanded "
-                            f"${{VARIABLE}} is always a string)")
-    return problems
-
-
-def check_parameters(notebook: str | Path, parameters: dict) -> None:
-    """Raise ``ValueError`` if ``parameters`` name one that ``notebook`` does not declare (in its cell
-    tagged ``parameters``), or give a string where its default is a number or a boolean."""
-    problems = parameter_problems(Path(notebook), dict(parameters or {}))
-    if problems:
-        raise ValueError("; ".join(problems))
 
 
 def preset_parameters(study: str, notebook: str, **match) -> dict:
