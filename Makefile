@@ -54,8 +54,8 @@ gpu-rehearsal: $(STAMP)  ## tools/gpu_check.sh --rehearse from a bare venv (.bar
 	$(PY) tools/bare_venv.py .bare
 	PYTHON=.bare/bin/python OUT=runs/gpu_rehearsal tools/gpu_check.sh --rehearse
 
-bench-eval: $(STAMP)  ## peak memory of the streamed evaluation at 64 and 512 images, and its time per image against the authors' loop (long)
+bench-eval: $(STAMP)  ## host-memory slope of the streamed evaluation over 64, 256, 512 images, and its time per image per signal against the authors' loop (long)
 	$(PY) benchmarks/bench_eval_memory.py
 
-lab: $(STAMP)  ## open JupyterLab at the repository root (notebooks/, results/, runs/)
-	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
+lab: $(STAMP)  ## open JupyterLab at the repository root (notebooks/, results/, runs/); notebooks/ are saved without outputs
+	PYTHONPATH=$(CURDIR)/tools $(VENV)/bin/jupyter lab --notebook-dir=. --FileContentsManager.pre_save_hook=nbstrip.pre_save_hook $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)

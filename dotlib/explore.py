@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .plots import SIGNAL_STYLES, plt
 
@@ -94,9 +95,10 @@ class AlphaExplorer:
         where x̂0 differs most from x*."""
         change = (self.x_hat0[decode][crop] - self.x_star[crop]).square().sum(dim=0)[None, None]
         side = min(ZOOM_SIDE * ZOOM_FACTOR, *change.shape[-2:]) // ZOOM_FACTOR
-        energy = F.avg_pool2d(change, side, stride=max(1, side // 4))[0, 0]
+        stride = max(1, side // 4)
+        energy = F.avg_pool2d(change, side, stride=stride)[0, 0]
         row, col = divmod(int(energy.argmax()), energy.shape[1])
-        return row * max(1, side // 4), col * max(1, side // 4)
+        return row * stride, col * stride
 
     def sweep(self, decode: str) -> pd.DataFrame:
         """The measured α of one decoding with their distortion and perception (sorted by α)."""
@@ -163,6 +165,7 @@ class AlphaExplorer:
         ax.set_xlabel(self.distortion.upper() + " ↓", fontsize=7)
         ax.set_ylabel(self.perception.upper() + " ↓", fontsize=7)
         ax.tick_params(labelsize=6)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))   # short MSE labels do not run into each other
 
     def strip(self, crop: int = 0, decode: str | None = None, alphas: Sequence[float] = (1.0, 0.5, 0.0, -0.5)) -> Figure:
         """x̂α of one crop for each of ``alphas`` side by side at 1:1 (α = 1 is x*): a static view."""

@@ -69,7 +69,7 @@ from .gaussian import (DEFAULT_EPS, DEFAULT_RELATIVE_EPS, RIDGES, GaussianStats,
                        interpolate_operator, sqrtm_psd, w2)
 from .patches import DEFAULT_MAX_PATCHES, check_patch_size, iter_valid_patches, map_patches, valid_patch_stats
 from .io import atomic_path, read_safetensors
-from .precision import tensors_agree
+from .precision import tensors_agree, values_agree
 from .validate import check_alpha, check_device, check_patch_dim
 
 __all__ = ["LatentOT", "Operator"]
@@ -532,8 +532,8 @@ class LatentOT:
             return False
         old_meta, new_meta = json.loads(old_metadata.get("dotlib", "{}")), json.loads(metadata["dotlib"])
         w2_old, w2_new = old_meta.pop("latent_w2", None), new_meta.pop("latent_w2", None)
-        same_w2 = (w2_old is None) == (w2_new is None) and (
-            w2_old is None or tensors_agree({"w2": torch.tensor([w2_old])}, {"w2": torch.tensor([w2_new])}))
+        same_w2 = w2_old == w2_new or (w2_old is not None and w2_new is not None
+                                       and values_agree("latent_w2", w2_old, w2_new))
         return old_meta == new_meta and same_w2 and tensors_agree(old_tensors, tensors)
 
     @classmethod

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["COLUMN_PRECISION", "Precision", "floored", "images_agree", "moved_values", "precision_of",
-           "tensors_agree"]
+           "tensors_agree", "values_agree"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ def _close(a: np.ndarray, b: np.ndarray, precision: Precision) -> np.ndarray:
         scale = np.maximum(np.abs(a), np.abs(b))
         near = np.abs(a - b) <= np.maximum(precision.rel * scale, precision.floor)
     return near | (np.isnan(a) & np.isnan(b)) | (a == b)
+
+
+def values_agree(column: str, old: float, new: float) -> bool:
+    """Whether two values of ``column`` agree within its declared precision."""
+    return bool(_close(np.array([old], dtype=float), np.array([new], dtype=float), precision_of(column))[0])
 
 
 def moved_values(old: pd.DataFrame, new: pd.DataFrame, limit: int = 3) -> list[str]:

@@ -6,6 +6,11 @@ so ``git status`` stays clean after a session and no output is committed by acci
 ``make setup`` registers it (``git config filter.nbstrip.clean``); ``.gitattributes`` applies it.
 Executed notebooks under ``results/`` are not filtered: their outputs are results.
 
+:func:`pre_save_hook` does the same when JupyterLab (``make lab``) saves a notebook under
+``notebooks/``: the file on disk keeps its committed bytes, so ``git status`` stays clean too
+(git would otherwise see a file of another size as modified, although ``git diff`` is empty).
+Outputs stay in the open session; save a copy elsewhere (``runs/``) to keep them.
+
 Reads a notebook on stdin, writes the stripped notebook on stdout (the same bytes for a
 notebook that is already stripped), in nbformat's layout: one-space indent, sorted keys.
 """
@@ -33,6 +38,12 @@ def strip(notebook: dict) -> dict:
         if cell.get("cell_type") == "code":
             cell["outputs"], cell["execution_count"] = [], None
     return notebook
+
+
+def pre_save_hook(model: dict, path: str, contents_manager=None, **kwargs) -> None:
+    """Jupyter's ``FileContentsManager.pre_save_hook``: strip a notebook saved under ``notebooks/``."""
+    if model.get("type") == "notebook" and path.replace("\\", "/").lstrip("/").startswith("notebooks/"):
+        strip(model["content"])
 
 
 def main() -> int:

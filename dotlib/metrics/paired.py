@@ -100,7 +100,8 @@ class PairedBootstrap:
 
     def _set_reference(self, clean: torch.Tensor, indices) -> None:
         """Check one update's clean set and index list; the first one becomes the reference."""
-        check_batch(clean, "clean")
+        if clean is not self.reference:   # the reference itself was checked when it was set
+            check_batch(clean, "clean")
         count = self.photo_index.shape[0]
         if clean.shape[0] != count or (indices is not None and list(indices) != list(range(count))):
             raise ValueError(f"the paired bootstrap resamples whole photos: each update takes the whole set of "
@@ -218,7 +219,8 @@ class PairedBootstrap:
         for name, array in self.values[signal].items():
             out[name] = float(array[0])
             spread = array[1:self.n_resamples + 1]
-            out[f"{name}_sd"] = float(spread.std(ddof=1)) if spread.shape[0] > 1 else float("nan")
+            defined = spread.shape[0] > 1 and bool(np.isfinite(spread).all())   # PSNR of x against itself: inf
+            out[f"{name}_sd"] = float(spread.std(ddof=1)) if defined else float("nan")
         return out
 
     def difference(self, signal: str, baseline: str) -> dict[str, float]:
