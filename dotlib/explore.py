@@ -23,11 +23,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .plots import SIGNAL_STYLES, plt
+from .plots.zoom import change_window
 
 __all__ = ["DISPLAY_DPI", "AlphaExplorer"]
 
@@ -93,12 +93,8 @@ class AlphaExplorer:
     def zoom_corner(self, crop: int, decode: str) -> tuple[int, int]:
         """Top-left ``(row, col)`` of the zoom window (:data:`ZOOM_SIDE` pixels, less on small crops)
         where x̂0 differs most from x*."""
-        change = (self.x_hat0[decode][crop] - self.x_star[crop]).square().sum(dim=0)[None, None]
-        side = min(ZOOM_SIDE * ZOOM_FACTOR, *change.shape[-2:]) // ZOOM_FACTOR
-        stride = max(1, side // 4)
-        energy = F.avg_pool2d(change, side, stride=stride)[0, 0]
-        row, col = divmod(int(energy.argmax()), energy.shape[1])
-        return row * stride, col * stride
+        side = min(ZOOM_SIDE * ZOOM_FACTOR, *self.x_star.shape[-2:]) // ZOOM_FACTOR
+        return change_window(self.x_hat0[decode][crop], self.x_star[crop], side)
 
     def sweep(self, decode: str) -> pd.DataFrame:
         """The measured α of one decoding with their distortion and perception (sorted by α)."""

@@ -54,6 +54,7 @@ from .pipeline import (alpha_sweeps, check_decodes, fitted_designs, ordered_tabl
                        upsampled)
 from .progress import progress
 from .restorers import FolderRestorer, SpandrelRestorer, get_restorer
+from .validate import of_type
 
 __all__ = ["FolderRun", "RUN_OPTIONS", "launch", "main", "run_folder_task"]
 
@@ -470,9 +471,16 @@ RUN_OPTIONS = tuple(run_folder_task.__code__.co_varnames[:run_folder_task.__code
 
 
 def _check_config(config: dict) -> dict:
+    """``config`` if it names only :data:`RUN_OPTIONS`, each of its annotated type (no string is
+    taken for a number or a list: ``"alphas": "05"`` is refused); else one ``ValueError``."""
     unknown = sorted(set(config) - set(RUN_OPTIONS))
     if unknown:
         raise ValueError(f"unknown run options {unknown}; known: {', '.join(RUN_OPTIONS)}")
+    kinds = run_folder_task.__annotations__
+    wrong = [f"{name!r} must be {kinds[name]}, got {type(value).__name__} {value!r}"
+             for name, value in config.items() if not of_type(value, kinds[name])]
+    if wrong:
+        raise ValueError("run options of the wrong type: " + "; ".join(wrong))
     return config
 
 

@@ -13,7 +13,7 @@ import numbers
 import torch
 
 __all__ = ["ALPHA_RANGE", "MAX_PATCH_DIM", "available_devices", "check_alpha", "check_device", "check_images",
-           "check_patch_dim", "check_values"]
+           "check_patch_dim", "check_values", "of_type"]
 
 #: The α of eq. (2) dotlib accepts: the paper sweeps [-1, 2]; beyond ±10 an extrapolation only
 #: magnifies the difference x* − x̂0 into clipped black and white.
@@ -85,6 +85,29 @@ def check_alpha(alpha: object) -> float:
         raise ValueError(f"α must be a finite number in [{low:g}, {high:g}] (0: x̂0, 1: x*; the paper sweeps -1 to 2), "
                          f"got {alpha!r}")
     return float(alpha)
+
+
+def of_type(value: object, kind: str) -> bool:
+    """Whether ``value`` is of the declared type ``kind``, written as Python annotates it: ``int``,
+    ``float`` (ints are floats too), ``bool``, ``str``, ``list[float]`` or ``Sequence[str]`` (a list
+    or tuple whose items are), ``None``, unions with ``|``, ``any``. A bool is never a number and
+    no string is a number: what a study file or a run configuration gives is taken as typed."""
+    for option in (part.strip() for part in kind.split("|")):
+        if option in ("any", "object") or (option == "None" and value is None):
+            return True
+        if option == "bool" and isinstance(value, bool):
+            return True
+        if not isinstance(value, bool) and ((option == "int" and isinstance(value, int))
+                                            or (option == "float" and isinstance(value, (int, float)))):
+            return True
+        if option == "str" and isinstance(value, str):
+            return True
+        for container in ("list[", "Sequence["):
+            if option.startswith(container) and isinstance(value, (list, tuple)):
+                return all(of_type(item, option[len(container):-1]) for item in value)
+        if option == "list" and isinstance(value, (list, tuple)):
+            return True
+    return False
 
 
 def available_devices() -> list[str]:

@@ -36,6 +36,11 @@ test_validation.py and test_reproduce.py):
 | 28 | LatentOT.apply | α = 1e3 | refused: "in [-10, 10]" |
 | 29 | LatentOT | clip_x_hat0="no" | refused: "True or False" |
 | 30 | ImageFolder.keys | sub/a.png and sub/a.jpg | refused, both named |
+| 31 | run configuration (launch, python -m dotlib.runner) | "alphas": "05" | refused: "must be Sequence[float]" |
+| 32 | run configuration | "max_eval": true, "clip_x_hat0": "no" | refused, both named |
+
+Study files and notebook parameters (typed as each notebook declares them, outputs confined,
+papermill's unknown -p) are tried in test_reproduce.py.
 """
 
 from __future__ import annotations
@@ -250,3 +255,12 @@ def test_image_folder_keys_name_both_files_that_share_a_name(tmp_path) -> None:
     _png(tmp_path, "b.png", _crop(40, 60))
     with pytest.raises(ValueError, match=r"sub/a\.jpg and .*sub/a\.png have the same name"):
         ImageFolder(tmp_path).keys()
+
+
+def test_run_configurations_are_typed_as_run_folder_task_annotates_them() -> None:
+    from dotlib.runner import launch
+
+    with pytest.raises(ValueError, match=r"'alphas' must be Sequence\[float\], got str '05'"):
+        launch(1, task="sr4", restorer="mse_net", data="photos", alphas="05")
+    with pytest.raises(ValueError, match=r"'max_eval' must be int \| None, got bool True; 'clip_x_hat0' must be bool"):
+        launch(1, task="sr4", restorer="mse_net", data="photos", max_eval=True, clip_x_hat0="no")

@@ -253,7 +253,7 @@ def test_collage(tmp_path):
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 32, 48, generator=generator)
     images = {"x": x, "y": x[..., ::4, ::4], "x_star": x * 0.5, "x_hat0": x.flip(-1)}
-    fig = plots.run_collage(images, indices=(0, 1), path=tmp_path / "collage")
+    fig = plots.run_collage(images, indices=(0, 1), path=tmp_path / "collage", zoom=False)
     assert len(fig.axes) == 8 and fig.axes[0].get_title() == "$y$" and fig.axes[0].get_ylabel() == "#0"
     shown = fig.axes[1].images[0].get_array()
     assert np.allclose(shown, (x[0] * 0.5).permute(1, 2, 0).numpy())
@@ -268,6 +268,23 @@ def test_collage(tmp_path):
     plt.close(two_lines)
     with pytest.raises(KeyError, match="xe"):
         plots.run_collage(images, columns=("xe",))
+
+
+def test_collage_zoom_rows_enlarge_where_x_hat0_differs_most_from_x_star(tmp_path):
+    """Under each row, the window (a quarter of the side) where x̂0 changed x* most, in every column;
+    the low-resolution y gives its own pixels of that region; the window is outlined above."""
+    x = torch.full((1, 3, 32, 48), 0.5)
+    x_hat0 = x.clone()
+    x_hat0[..., 20:28, 30:38] = 1.0                  # what "DOT" changed: an 8-px square
+    images = {"x": x, "y": x[..., ::4, ::4], "x_star": x, "x_hat0": x_hat0}
+    fig = plots.run_collage(images, indices=(0,), path=tmp_path / "zoomed")
+    assert len(fig.axes) == 8 and fig.axes[4].get_ylabel() == "#0, ×4"
+    window = fig.axes[6].images[0].get_array()       # x̂0's zoom: 8 px, all of the changed square
+    assert window.shape[:2] == (8, 8) and np.all(np.asarray(window) == 1.0)
+    assert fig.axes[4].images[0].get_array().shape[:2] == (2, 2)    # y: the same region at its own size
+    assert len(fig.axes[1].patches) == 1 and len(fig.axes[5].patches) == 0
+    assert_nothing_clipped(fig)
+    plt.close(fig)
 
 
 def test_poster_table_markdown_and_latex(tmp_path):

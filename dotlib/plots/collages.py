@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from .paper import PAGE_WIDTH, save_figure
 from .style import _styled
+from .zoom import change_window
 
 
 def _to_image(image) -> np.ndarray:
@@ -35,13 +36,15 @@ def _to_image(image) -> np.ndarray:
 @_styled
 def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
             column_labels: Sequence[str] | None = None, width: float = PAGE_WIDTH,
-            path: str | Path | None = None) -> Figure:
+            path: str | Path | None = None, boxes: Mapping[int, tuple[float, float, float]] | None = None) -> Figure:
     """A grid of images (rows × columns) with labels; saved as PDF + PNG when ``path`` is given.
 
     The figure is exactly ``width`` inches wide. Every cell is drawn at the same size
     whatever the image's resolution (a low-resolution ``y`` is shown with its pixels
     enlarged, nearest neighbour, not interpolated). Images are ``[3, H, W]`` tensors or
-    ``[H, W, 3]`` arrays in [0, 1]. Row labels may span two lines.
+    ``[H, W, 3]`` arrays in [0, 1]. Row labels may span two lines. ``boxes`` outlines, in every
+    image of row ``r``, the square ``(top, left, side)`` given as fractions of the image's height,
+    width and width.
     """
     grid = [list(row) for row in images]
     if not grid or not grid[0] or any(len(row) != len(grid[0]) for row in grid):
@@ -74,6 +77,10 @@ def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
                 ax.set_title(column_labels[c], fontsize=8, pad=3)
             if row_labels is not None and c == 0:
                 ax.set_ylabel(row_labels[r], fontsize=8, labelpad=3)
+            if boxes is not None and r in boxes:
+                top_f, left_f, side_f = boxes[r]
+                ax.add_patch(plt.Rectangle((left_f, aspect * (1 - top_f) - side_f), side_f, side_f, fill=False,
+                                           edgecolor="white", linewidth=0.8))
     _shrink_to_cells(fig, axes)
     if path is not None:
         save_figure(fig, path)
@@ -98,13 +105,42 @@ RUN_LABELS = {"y": r"$y$", "x_star": r"$x^*$", "x_hat0": r"$\hat{x}_0$", "xe": r
               "x_hat0_direct": r"$\hat{x}_0$ direct", "x_hat0_residual": r"$\hat{x}_0$ residual"}
 
 
+#: The zoom rows of :func:`run_collage` enlarge a window of this fraction of the image's side.
+ZOOM_FRACTION = 0.25
+
+
 def run_collage(images: Mapping[str, torch.Tensor], indices: Sequence[int] = (0, 1, 2),
                 columns: Sequence[str] = ("y", "x_star", "x_hat0", "x"), width: float = PAGE_WIDTH,
-                path: str | Path | None = None) -> Figure:
-    """Rows of ``y | x* | x̂0 | x`` (any ``columns`` of ``images``) for the images at ``indices``."""
+                path: str | Path | None = None, zoom: bool = True) -> Figure:
+    """Rows of ``y | x* | x̂0 | x`` (any ``columns`` of ``images``) for the images at ``indices``.
+
+    With ``zoom``, each row is followed by the same columns enlarged on the window (a quarter of
+    the side, outlined above) where the first x̂0 column differs most from x*: the texture DOT
+    changes, at 4× in every cell, pixels shown as squares.
+    """
     missing = [name for name in columns if name not in images]
     if missing:
         raise KeyError(f"no images for {missing}; have {sorted(images)}")
-    rows = [[images[name][index] for name in columns] for index in indices]
-    labels = [RUN_LABELS.get(name, name) for name in columns]
-    return collage(rows, row_labels=[f"#{i}" for i in indices], column_labels=labels, width=width, path=path)
+    changed = next((name for name in columns if name.startswith("x_hat0")), None)
+    rows, labels, boxes = [], [], {}
+    for index in indices:
+        rows.append([images[name][index] for name in columns])
+        labels.append(f"#{index}")
+        if zoom and changed is not None and "x_star" in images:
+            height, width_px = images["x_star"].shape[-2:]
+            side = max(1, round(ZOOM_FRACTION * min(height, width_px)))
+            top, left = change_window(images[changed][index], images["x_star"][index], side)
+            boxes[len(rows) - 1] = (top / height, left / width_px, side / width_px)
+            rows.append([_window(images[name][index], top / height, left / width_px, side / width_px)
+                         for name in columns])
+            labels.append(f"#{index}, ×{1 / ZOOM_FRACTION:g}")
+    titles = [RUN_LABELS.get(name, name) for name in columns]
+    return collage(rows, row_labels=labels, column_labels=titles, width=width, path=path, boxes=boxes)
+
+
+def _window(image: torch.Tensor, top: float, left: float, side: float) -> torch.Tensor:
+    """The square of ``image [3, H, W]`` at fractions ``top``, ``left`` of its height and width and
+    ``side`` of its width (a low-resolution y gives its own pixels of the same region)."""
+    height, width = image.shape[-2:]
+    row, col, size = round(top * height), round(left * width), max(1, round(side * width))
+    return image[:, row:row + size, col:col + size]

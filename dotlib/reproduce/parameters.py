@@ -25,6 +25,8 @@ import json
 import re
 from pathlib import Path
 
+from ..validate import of_type
+
 __all__ = ["check_kernel_parameters", "check_parameters", "notebook_parameters", "parameter_problems",
            "parameter_types"]
 
@@ -105,25 +107,6 @@ def parameter_types(notebook: str | Path) -> dict[str, str] | None:
     return None if found is None else _types(found)
 
 
-def _matches(value: object, kind: str) -> bool:
-    """Whether ``value`` is of the declared type ``kind`` (``float | None``, ``list[int]``, ...)."""
-    for option in (part.strip() for part in kind.split("|")):
-        if option in ("any", "object") or (option == "None" and value is None):
-            return True
-        if option == "bool" and isinstance(value, bool):
-            return True
-        if not isinstance(value, bool) and ((option == "int" and isinstance(value, int))
-                                            or (option == "float" and isinstance(value, (int, float)))):
-            return True
-        if option == "str" and isinstance(value, str):
-            return True
-        if option.startswith("list[") and isinstance(value, list):
-            return all(_matches(item, option[5:-1]) for item in value)
-        if option == "list" and isinstance(value, list):
-            return True
-    return False
-
-
 def _fix(value: object, kind: str) -> str:
     """How to write ``value`` as ``kind``, for the message."""
     text = value.strip() if isinstance(value, str) else ""
@@ -156,7 +139,7 @@ def _problems(notebook: str | Path, declared: dict[str, str], parameters: dict) 
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"parameter {name!r}{hint} is not declared by notebook {notebook}; "
                             f"its parameters are: {known}")
-        elif not _matches(value, declared[name]):
+        elif not of_type(value, declared[name]):
             problems.append(f"parameter {name!r} of notebook {notebook} must be {declared[name]}, got "
                             f"{type(value).__name__} {value!r}{_fix(value, declared[name])}")
     return problems
