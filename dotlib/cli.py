@@ -102,10 +102,12 @@ def _check_separate(inputs: list[tuple[str, Path]], output: tuple[str, Path]) ->
 
 class _Lock:
     """An advisory lock on an output folder (``.dotlib.lock`` in it): a second dotlib process writing
-    there stops at once instead of mixing its files with the first one's."""
+    there stops at once instead of mixing its files with the first one's. A folder the lock created
+    is removed again if nothing was written in it (an input error part-way leaves no trace)."""
 
     def __init__(self, folder: Path):
         self.path = folder / ".dotlib.lock"
+        self.created = not folder.exists()
 
     def __enter__(self) -> "_Lock":
         import fcntl
@@ -123,6 +125,8 @@ class _Lock:
     def __exit__(self, *exc) -> None:
         self.handle.close()
         self.path.unlink(missing_ok=True)
+        if self.created and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()
 
 
 def _check_output_file(path: Path) -> None:
@@ -346,16 +350,52 @@ def _markdown(table: pd.DataFrame, shown: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _measured(groups: dict, clean_files: dict[str, Path], device: torch.device) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``(table, missing)``: one row of metrics per (folder, α) set of ``groups`` against the clean
+    images ``clean_files`` (key -> file), and the metrics left out with the reason."""
+    import pandas as pd
+
+    from .data import load_image
+    from .pipeline import perception_models
+    from .progress import progress
+
+    clean = {key: load_image(file) for key, file in progress(clean_files.items(), desc="clean images", unit="image")}
+    features, classifier, lpips, missing = perception_models(device)
+    rows = []
+    for (label, alpha), pairs in progress(groups.items(), desc="measuring", unit="set"):
+        images = [load_image(file) for _, file in pairs]
+        for (key, file), image in zip(pairs, images):
+            if image.shape != clean[key].shape:
+                raise UserError(f"{file} is {image.shape[-1]}x{image.shape[-2]} but its clean image "
+                                f"{clean_files[key]} is {clean[key].shape[-1]}x{clean[key].shape[-2]}")
+        values = measure_set(images, [clean[key] for key, _ in pairs], (features, classifier, lpips), device)
+        rows.append({"folder": label, "alpha": alpha, "images": len(pairs),
+                     **{entry.key: values.get(entry.key, math.nan) for entry in _quality_metrics()}})
+    return pd.DataFrame(rows), missing
+
+
+def _report_text(table: pd.DataFrame, n_clean: int, clean_root: Path, groups: dict, missing: dict[str, str]) -> str:
+    """The Markdown report: the table of the metrics with values, then notes on what they are and
+    on every metric left out."""
+    text = _markdown(table, [entry for entry in _quality_metrics() if table[entry.key].notna().any()])
+    notes = [f"{n_clean} clean images from {clean_root}; PSNR pools the squared error over every pixel "
+             f"of a set (torchmetrics, as the authors); mean PSNR, SSIM, MSE and LPIPS are per image, then averaged; "
+             f"SWD, detail, FID, KID and IS compare each set with the clean images it is paired with"]
+    if any(len(pairs) < 2 for pairs in groups.values()):
+        missing.setdefault("fid/kid/is", "sets of one image have no FID, KID or IS (a Gaussian needs 2 images)")
+    reasons: dict[str, list[str]] = {}
+    for name, reason in missing.items():
+        reasons.setdefault(reason, []).append(name.upper())
+    notes += [f"{'/'.join(names)} not computed: {reason}" for reason, names in reasons.items()]
+    return text + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
 def evaluate(args: argparse.Namespace) -> None:
     """Pair output images with the clean ones by name, measure each folder/α, write table and plot."""
     import matplotlib.pyplot as plt
-    import pandas as pd
     import torch
-    from .progress import progress
 
     from . import plots
-    from .data import load_image
-    from .pipeline import perception_models
     from .io import write_csv, write_text
 
     report = Path(args.output)
@@ -368,42 +408,17 @@ def evaluate(args: argparse.Namespace) -> None:
                     ("the report folder -o", report))
     clean_files = dict(zip(clean_folder.keys(), clean_folder.files))
     groups = _groups(clean_folder.root, set(clean_files), out_folders)
-    device = torch.device(args.device)
-    clean = {key: load_image(file) for key, file in progress(clean_files.items(), desc="clean images", unit="image")}
-    features, classifier, lpips, missing = perception_models(device)
-    columns = _quality_metrics()
-    rows = []
-    for (label, alpha), pairs in progress(groups.items(), desc="measuring", unit="set"):
-        images = [load_image(file) for _, file in pairs]
-        for (key, file), image in zip(pairs, images):
-            if image.shape != clean[key].shape:
-                raise UserError(f"{file} is {image.shape[-1]}x{image.shape[-2]} but its clean image "
-                                f"{clean_files[key]} is {clean[key].shape[-1]}x{clean[key].shape[-2]}")
-        values = measure_set(images, [clean[key] for key, _ in pairs], (features, classifier, lpips), device)
-        rows.append({"folder": label, "alpha": alpha, "images": len(pairs),
-                     **{entry.key: values.get(entry.key, math.nan) for entry in columns}})
-    table = pd.DataFrame(rows)
-    shown = [entry for entry in columns if table[entry.key].notna().any()]
-    text = _markdown(table, shown)
-    notes = [f"{len(clean)} clean images from {clean_folder.root}; PSNR pools the squared error over every pixel "
-             f"of a set (torchmetrics, as the authors); mean PSNR, SSIM, MSE and LPIPS are per image, then averaged; "
-             f"SWD, detail, FID, KID and IS compare each set with the clean images it is paired with"]
-    if any(len(pairs) < 2 for pairs in groups.values()):
-        missing.setdefault("fid/kid/is", "sets of one image have no FID, KID or IS (a Gaussian needs 2 images)")
-    reasons: dict[str, list[str]] = {}
-    for name, reason in missing.items():
-        reasons.setdefault(reason, []).append(name.upper())
-    notes += [f"{'/'.join(names)} not computed: {reason}" for reason, names in reasons.items()]
-    text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
-    print(text, end="")
-    plot_table = table.assign(label=[label if math.isnan(a) else f"α={format_alpha(a)}"
-                                     for label, a in zip(table.folder, table.alpha)])
-    figure = plots.labelled_plane(plot_table, perception="swd", distortion="mse", group="folder", label="label")
-    with _Lock(report):
+    with _Lock(report):   # held while measuring: a second evaluate into -o stops at once
+        table, missing = _measured(groups, clean_files, torch.device(args.device))
+        text = _report_text(table, len(clean_files), clean_folder.root, groups, missing)
+        print(text, end="")
+        plot_table = table.assign(label=[label if math.isnan(a) else f"α={format_alpha(a)}"
+                                         for label, a in zip(table.folder, table.alpha)])
+        figure = plots.labelled_plane(plot_table, perception="swd", distortion="mse", group="folder", label="label")
         write_csv(table, files["metrics.csv"])
         write_text(text, files["metrics.md"])
         plots.save_figure(figure, report / "perception_distortion")
-    plt.close(figure)
+        plt.close(figure)
     print(f"wrote {', '.join(str(p) for p in files.values())}")
 
 

@@ -38,6 +38,8 @@ test_validation.py and test_reproduce.py):
 | 30 | ImageFolder.keys | sub/a.png and sub/a.jpg | refused, both named |
 | 31 | run configuration (launch, python -m dotlib.runner) | "alphas": "05" | refused: "must be Sequence[float]" |
 | 32 | run configuration | "max_eval": true, "clip_x_hat0": "no" | refused, both named |
+| 33 | evaluate | a wrong-size image in the second OUT_DIR (found while measuring) | refused; no report folder left |
+| 34 | run configuration | degraded_data lacking one input, or at the wrong scale (test_runner.py) | refused before any work |
 
 Study files and notebook parameters (typed as each notebook declares them, outputs confined,
 papermill's unknown -p) are tried in test_reproduce.py.
@@ -131,6 +133,16 @@ def test_a_locked_report_folder_is_refused(root, tmp_path, capsys) -> None:
         _refused(capsys, ["evaluate", "--clean", str(root / "clean"), str(root / "out"), "-o", str(tmp_path / "r")],
                  "evaluate", "another dotlib process")
     assert not (tmp_path / "r" / "metrics.csv").exists()
+
+
+def test_an_input_error_found_while_measuring_leaves_no_report_folder(root, tmp_path, capsys) -> None:
+    """The report folder is locked (so created) before measuring; an error part-way removes it again."""
+    odd = tmp_path / "odd"
+    _png(odd, "p0.png", np.asarray(Image.open(root / "out" / "p0.png")))
+    _png(odd, "p1.png", _crop(0, 0, size=16))
+    _refused(capsys, ["evaluate", "--clean", str(root / "clean"), str(root / "out"), str(odd), "-o",
+                      str(tmp_path / "r")], "evaluate", "but its clean image")
+    assert not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------------------------ enhance
