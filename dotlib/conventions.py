@@ -50,12 +50,19 @@ CONVENTIONS: tuple[Convention, ...] = (
     Convention("x* before it is measured and encoded", "left unclipped", "clamped to [0, 1]",
                "different, because dotlib's encoders and metrics take images in [0, 1]"),
     Convention("y row of the table", "upsampled bilinear", "upsampled bicubic", "option: protocol: authors"),
-    Convention("DDRM row", "run by the authors: σ 25, 100 fitting pairs, α from 1 to 0",
-               "precomputed outputs read from a folder (σ 50, the task's noise)",
-               "different, because DDRM is not run here; its outputs are an asset"),
-    Convention("NLM colour-denoising task", "listed", "absent", "different, because the task is not built yet"),
-    Convention("Swin2SR row", "DIV2K compressed-SR pairs", "ImageNet degraded by dotlib (SR ×4 + JPEG)",
-               "different, because paired folders are not read yet"),
+    Convention("DDRM row", "precomputed clean images, inputs and outputs (σ 25, though the poster says σ = 50); "
+               "100 + 100 disjoint fitting images, every image evaluated, x̂0 clipped, α from 1 to 0",
+               "precomputed outputs read from a folder; y made from x",
+               "option: degraded_data, fit_data, n_fit: 100, fit_split: disjoint, clip_x_hat0: true, alpha_start: 0.0 "
+               "(the step sr4_awgn50_ddrm: fit_data is data, α from 0 to 1 by 0.1; its 200 fitting images are drawn "
+               "by seed, theirs are the first 200, alternately target and source)"),
+    Convention("NLM colour-denoising row", "their own global non-local means on 32-px tiles (overlap 1/4, h² = 2, "
+               "Euclidean distances)", "skimage's NLM (restorer nlm)",
+               "option: restorer: global_nlm (the step awgn50_global_nlm)"),
+    Convention("Swin2SR row", "DIV2K validation images with the release's compressed ×4 inputs",
+               "ImageNet degraded by dotlib (SR ×4 + JPEG)",
+               "option: degraded_data (the step sr4_jpeg10_swin2sr, on DIV2K; its 16 fitting images come from "
+               "the same folder and are not evaluated, as their code does not say which fitted this row)"),
     Convention("perception indices SWD and detail", "absent", "dotlib's additions (weight-free)",
                "different, because they are this study's additions"),
 )

@@ -39,6 +39,7 @@ __all__ = [
     "resize_and_crop",
     "load_image",
     "load_photo",
+    "MatchedFolder",
     "PHOTO_POOL",
     "photo_crops",
     "photo_folds",
@@ -467,3 +468,46 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return (self[index] for index in range(len(self)))
+
+
+class MatchedFolder:
+    """The images of ``folder`` matched to input files by name: the file of the same name, else
+    the only one of the same stem (``x.jpg`` -> ``x.png``). Precomputed restorations and paired
+    degraded inputs are read this way; ``role`` names the folder and ``item`` its files in errors."""
+
+    def __init__(self, folder: str | Path, role: str, item: str):
+        self.folder, self.role, self.item = Path(folder).expanduser(), role, item
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"{role} {self.folder} does not exist")
+        self.files = image_files(self.folder)
+        if not self.files:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {role} {self.folder}")
+        self._by_name: dict[str, list[Path]] = {}
+        self._by_stem: dict[str, list[Path]] = {}
+        for path in self.files:
+            self._by_name.setdefault(path.name, []).append(path)
+            self._by_stem.setdefault(path.stem, []).append(path)
+
+    def check(self, names: list[str]) -> None:
+        """``FileNotFoundError`` unless every input of ``names`` has its file here (run before any work,
+        so that a long run does not stop at the first gap); the message counts and names them."""
+        missing = [Path(name).name for name in names
+                   if Path(name).name not in self._by_name and Path(name).stem not in self._by_stem]
+        if missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            raise FileNotFoundError(f"{self.role} {self.folder} holds no {self.item} for {len(missing)} of the "
+                                    f"{len(names)} inputs of this run ({shown}); write one image per input, "
+                                    f"with the input's file stem, before starting")
+
+    def find(self, name: str | Path) -> Path:
+        """The file matched to the input named ``name``: same file name, else same stem (unique)."""
+        name = Path(name)
+        for matches in (self._by_name.get(name.name, []), self._by_stem.get(name.stem, [])):
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise ValueError(f"{self.role} {self.folder} holds {len(matches)} files for input "
+                                 f"{name.name!r} ({', '.join(str(m.relative_to(self.folder)) for m in matches)}); "
+                                 f"keep one")
+        raise FileNotFoundError(f"{self.role} {self.folder} holds no {self.item} for input {name.name!r} "
+                                f"(no file named {name.name!r} or with stem {name.stem!r})")

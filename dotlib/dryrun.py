@@ -5,7 +5,8 @@ asset of the paper study as a random stand-in in the published file format
 (:func:`dotlib.standins.build_standins`: a diffusers ``AutoencoderKL`` folder, spandrel
 checkpoints of SwinIR, Swin2SR, Restormer and ESRGAN, clean-fid's torchscript Inception,
 torchvision's VGG16 for LPIPS, an ImageNet-val style folder) plus precomputed "DDRM"
-outputs for the folder restorer, points the study's environment variables at them, and
+outputs for the folder restorer, DDRM's three folders and Swin2SR's paired inputs (the
+val stand-ins stand in for DIV2K), points the study's environment variables at them, and
 runs the very steps of ``studies/paper.yaml`` through :func:`dotlib.reproduce.run_study`
 with only these changes: images of :data:`DRY_PARAMETERS` size and count, CPU, ``nproc``
 processes, and every ``results/paper`` path moved to ``runs/paper_dryrun`` (which then
@@ -30,7 +31,8 @@ import torch
 from .metrics.registry import METRICS
 from .paths import project_root
 
-__all__ = ["DRY_PARAMETERS", "DRY_ROOT", "dry_study", "main", "missing_columns", "write_folder_outputs"]
+__all__ = ["DRY_PARAMETERS", "DRY_ROOT", "dry_study", "main", "missing_columns", "write_ddrm_standins",
+           "write_folder_outputs", "write_paired_inputs"]
 
 DRY_ROOT = Path("runs/paper_dryrun")
 PAPER_ROOT = "results/paper"
@@ -77,8 +79,6 @@ def dry_study(study, nproc: int = 1, device: str = "cpu"):
 def write_folder_outputs(images: Path, outputs: Path, task: str, size: int, seed: int = 0) -> int:
     """Stand-in precomputed restorations: for every image of ``images``, a bicubic x4 upsampling of
     its degraded ``size``² crop, saved as PNG under ``outputs`` with the same stem. Returns the count."""
-    from PIL import Image
-
     from .data import ImageFolder
     from .degradations import degrade
     from .restorers import bicubic_upsample
@@ -87,10 +87,48 @@ def write_folder_outputs(images: Path, outputs: Path, task: str, size: int, seed
     outputs.mkdir(parents=True, exist_ok=True)
     for index, path in enumerate(folder.files):
         y = degrade(task, folder[index][None], seed=seed + index)
-        restored = bicubic_upsample(y, size // y.shape[-1]).clamp(0, 1)[0]
-        array = (restored.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype("uint8")
-        Image.fromarray(array).save(outputs / f"{path.stem}.png")
+        _save(bicubic_upsample(y, size // y.shape[-1])[0], outputs / f"{path.stem}.png")
     return len(folder.files)
+
+
+def _save(image: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype("uint8")
+    Image.fromarray(array).save(path)
+
+
+def write_ddrm_standins(images: Path, root: Path, size: int, seed: int = 0) -> int:
+    """Stand-ins of DDRM's saved results under ``root``: ``original/`` (each image of ``images`` as
+    the authors' protocol prepares it at ``size``²), ``degraded/`` (its ×4 noisy input, clipped to
+    8 bits) and ``ddrm/`` (that input upsampled bicubically), one PNG per image, same stem."""
+    from .data import ImageFolder, load_image
+    from .protocol import authors_clean, authors_degrade
+    from .restorers import bicubic_upsample
+
+    folders = {name: root / name for name in ("original", "degraded", "ddrm")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    files = ImageFolder(images).files
+    for index, path in enumerate(files):
+        clean = authors_clean(load_image(path), size)
+        y = authors_degrade("sr4_awgn50", clean, seed=seed + index)
+        for name, image in (("original", clean), ("degraded", y), ("ddrm", bicubic_upsample(y[None], 4)[0])):
+            _save(image, folders[name] / f"{path.stem}.png")
+    return len(files)
+
+
+def write_paired_inputs(images: Path, folder: Path, task: str, seed: int = 0) -> int:
+    """Stand-ins of a release's paired inputs: each image of ``images`` degraded at its own size by
+    the authors' ``task`` (×4 smaller), saved as PNG under ``folder`` with its stem."""
+    from .data import ImageFolder, load_image
+    from .protocol import authors_degrade
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = ImageFolder(images).files
+    for index, path in enumerate(files):
+        _save(authors_degrade(task, load_image(path), seed=seed + index), folder / f"{path.stem}.png")
+    return len(files)
 
 
 def missing_columns(task_folders: list[Path]) -> dict[str, list[str]]:
@@ -129,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"building stand-in assets in {root} ...", flush=True)
         variables = build_standins(root, n_images=2 * DRY_PARAMETERS["n_fit"] + DRY_PARAMETERS["max_eval"] + 4,
                                    image_size=DRY_PARAMETERS["size"] + 32)
-        ddrm = root / "ddrm" / "sr4_awgn50"
-        variables["DOTLIB_DDRM_OUTPUTS"] = str(ddrm)
+        variables.update(DOTLIB_DDRM=str(root / "ddrm"), DOTLIB_DIV2K_VAL=variables["DOTLIB_IMAGENET_VAL"],
+                         DOTLIB_SWIN2SR_PAIRS=str(root / "swin2sr_pairs"))
         os.environ.update(variables)
-        for images in ("DOTLIB_IMAGENET_VAL", "DOTLIB_IMAGENET_TRAIN"):   # DDRM's outputs for every input
-            write_folder_outputs(Path(variables[images]), ddrm, "sr4_awgn50", DRY_PARAMETERS["size"])
+        write_ddrm_standins(Path(variables["DOTLIB_IMAGENET_VAL"]), root / "ddrm", DRY_PARAMETERS["size"])
+        write_paired_inputs(Path(variables["DOTLIB_DIV2K_VAL"]), root / "swin2sr_pairs", "sr4_jpeg10")
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         torch.set_num_threads(1)
         study = dry_study(load_study(Path("studies/paper.yaml")), nproc=args.nproc, device=args.device)

@@ -17,6 +17,12 @@ r"""How an evaluated image and its degraded input are prepared: the authors' pro
 bicubic interpolation, then a centre crop (:func:`dotlib.data.resize_and_crop`), and the
 degradations of :mod:`dotlib.degradations` (bicubic ×4, Pillow's JPEG after rounding).
 
+A degraded input can also be read from a file (:func:`paired`: the Swin2SR release's
+compressed-SR pairs, DDRM's saved inputs) instead of being made from x. The authors'
+``RestorationDataset`` then takes a centre square of both files, reads the ratio of their sides
+as the scale ``r`` (rounded down) and resizes y to ``(size / r)²`` as it resizes x; dotlib's
+protocol prepares y as its x, at ``size / r``.
+
 A protocol also fixes how the table's y row is upsampled (:func:`y_upsampling`: the authors'
 bilinear, dotlib's bicubic) and whether a published restorer sees whole images (the authors)
 or 256-px blended tiles (dotlib; :func:`restorer_tile`).
@@ -39,7 +45,7 @@ from .data import ImageFolder, load_image, resize_and_crop
 from .degradations import degrade, get_degradation
 
 __all__ = ["PROTOCOLS", "PreparedFolder", "authors_clean", "authors_degrade", "check_protocol", "clean", "degraded",
-           "prepare", "restorer_tile", "y_upsampling"]
+           "paired", "prepare", "restorer_tile", "y_upsampling"]
 
 PROTOCOLS = ("authors", "dotlib")
 
@@ -92,6 +98,22 @@ def degraded(task: str, x: torch.Tensor, protocol: str, seed: int) -> torch.Tens
     return authors_degrade(task, x, seed) if protocol == "authors" else degrade(task, x[None], seed)[0]
 
 
+def paired(y_photo: torch.Tensor, clean_side: int, task: str, protocol: str, size: int,
+           clean_size_allowed: bool = False) -> torch.Tensor:
+    """y read from a file, ``y_photo [3, h, w]``, prepared as ``protocol`` prepares the photo it pairs
+    with (``clean_side``: that photo's short side in pixels): ``float32 [3, size / r, size / r]``,
+    ``r = ⌊clean_side / min(h, w)⌋``. ``r`` must be ``task``'s scale, or 1 (y at the clean size)
+    when ``clean_size_allowed`` (precomputed restorations do not read y)."""
+    side = min(y_photo.shape[-2:])
+    ratio = max(1, int(clean_side / side))
+    scale = get_degradation(task).scale
+    if ratio != scale and not (ratio == 1 and clean_size_allowed):
+        raise ValueError(f"a paired degraded image of short side {side} px is 1/{ratio} of its clean photo's "
+                         f"{clean_side} px, but task {task!r} degrades by {scale}: pair each photo with its "
+                         f"input at 1/{scale} of its size")
+    return clean(y_photo, protocol, size // ratio)
+
+
 def y_upsampling(protocol: str) -> str:
     """The interpolation that shows y at the clean size under ``protocol``: bilinear or bicubic."""
     return _Y_UPSAMPLING[check_protocol(protocol)]
@@ -111,14 +133,18 @@ def check_protocol(protocol: str) -> str:
 
 
 def prepare(path: str | Path, task: str, protocol: str = "authors", size: int = 512,
-            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+            seed: int = 0, degraded_path: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)`` of one photo file for ``task``: x ``float32 [3, size, size]`` in [0, 1] and y at
-    its own resolution (``size / 4`` for the ×4 tasks), both as ``protocol`` builds them."""
+    its own resolution (``size / 4`` for the ×4 tasks), both as ``protocol`` builds them; y read
+    from ``degraded_path`` (:func:`paired`) when given, else made from x (noise seeded by ``seed``)."""
     check_protocol(protocol)
     if not isinstance(size, int) or isinstance(size, bool) or size < 8:
         raise ValueError(f"size must be an integer >= 8 pixels, got {size!r}")
     get_degradation(task)
-    x = clean(load_image(path), protocol, size)
+    photo = load_image(path)
+    x = clean(photo, protocol, size)
+    if degraded_path is not None:
+        return x, paired(load_image(degraded_path), min(photo.shape[-2:]), task, protocol, size)
     return x, degraded(task, x, protocol, seed)
 
 

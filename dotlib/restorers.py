@@ -8,6 +8,8 @@ values: AWGN observations are unclipped); it returns ``float32 [B, 3, h*s, w*s]`
 ``bicubic``, ``lanczos``  upsampling only (the identity, clipped, for scale-1 tasks);
 ``nlm``                   non-local means (Buades et al. 2005; ``skimage``) in the degraded
                           domain, then bicubic upsampling;
+``global_nlm``            the authors' non-local means (:mod:`dotlib.global_nlm`: every pixel of
+                          a 32-px tile weighs in), for the AWGN task;
 ``tv``                    total-variation denoising/deblocking (Chambolle 2004; ``skimage``),
                           then bicubic upsampling;
 ``mse_net``               the small MSE-trained CNN of the task, committed under
@@ -39,6 +41,7 @@ import torch
 from PIL import Image
 
 from .degradations import Degradation, get_degradation
+from .global_nlm import global_nlm
 from .paths import WEIGHTS_DIR
 from .validate import check_device
 
@@ -48,6 +51,7 @@ __all__ = [
     "RESTORERS",
     "ClassicalRestorer",
     "FolderRestorer",
+    "GlobalNLMRestorer",
     "MSENetRestorer",
     "ResidualShuffleCNN",
     "Restorer",
@@ -555,45 +559,19 @@ class FolderRestorer(Restorer):
     """
 
     def __init__(self, folder: str | Path, task: str, device: str | torch.device = "cpu"):
-        from .data import IMAGE_SUFFIXES, image_files
+        from .data import MatchedFolder
 
         super().__init__(f"folder:{folder}", task, device)
-        self.folder = Path(folder).expanduser()
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"restorer folder {self.folder} does not exist")
-        self.files = image_files(self.folder)
-        if not self.files:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under restorer folder "
-                                    f"{self.folder}")
-        self._by_name: dict[str, list[Path]] = {}
-        self._by_stem: dict[str, list[Path]] = {}
-        for path in self.files:
-            self._by_name.setdefault(path.name, []).append(path)
-            self._by_stem.setdefault(path.stem, []).append(path)
+        self.outputs = MatchedFolder(folder, role="restorer folder", item="output")
+        self.folder, self.files = self.outputs.folder, self.outputs.files
 
     def check_outputs(self, names: list[str]) -> None:
-        """``FileNotFoundError`` unless every input of ``names`` has its output here (run before any
-        work, so that a long run does not stop at the first gap); the message counts and names them."""
-        missing = [Path(name).name for name in names
-                   if Path(name).name not in self._by_name and Path(name).stem not in self._by_stem]
-        if missing:
-            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-            raise FileNotFoundError(f"restorer folder {self.folder} holds no output for {len(missing)} of the "
-                                    f"{len(names)} inputs of this run ({shown}); write one image per input, "
-                                    f"with the input's file stem, before starting")
+        """``FileNotFoundError`` unless every input of ``names`` has its output here (before any work)."""
+        self.outputs.check(names)
 
     def find(self, name: str | Path) -> Path:
         """The output file of the input named ``name``: same file name, else same stem (unique)."""
-        name = Path(name)
-        for matches in (self._by_name.get(name.name, []), self._by_stem.get(name.stem, [])):
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                raise ValueError(f"restorer folder {self.folder} holds {len(matches)} files for input "
-                                 f"{name.name!r} ({', '.join(str(m.relative_to(self.folder)) for m in matches)}); "
-                                 f"keep one")
-        raise FileNotFoundError(f"restorer folder {self.folder} holds no output for input {name.name!r} "
-                                f"(no file named {name.name!r} or with stem {name.stem!r})")
+        return self.outputs.find(name)
 
     def restore_files(self, names: list[str], size: tuple[int, int] | None = None) -> torch.Tensor:
         """Outputs of the inputs ``names``: ``float32 [B, 3, H, W]``; all of one size (``size`` if given)."""
@@ -617,6 +595,21 @@ class FolderRestorer(Restorer):
         return self.restore(y)
 
 
+class GlobalNLMRestorer(Restorer):
+    """The authors' non-local means (:func:`dotlib.global_nlm.global_nlm`) for a pure-noise task:
+    σ is the task's noise level unless ``sigma`` (intensity units) is given."""
+
+    def __init__(self, task: str, device: str | torch.device = "cpu", sigma: float | None = None):
+        super().__init__("global_nlm", task, device)
+        if self.scale != 1 or self.degradation.artifact is None or self.degradation.artifact[0] != "noise":
+            raise ValueError(f"global_nlm denoises white noise at the clean size (the authors' color_dn task); "
+                             f"task {task!r} is not one: use awgn50")
+        self.sigma = float(sigma) if sigma is not None else self.degradation.noise_sigma
+
+    def restore(self, y: torch.Tensor) -> torch.Tensor:
+        return global_nlm(y, self.sigma)
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -636,6 +629,7 @@ def _published(name: str) -> Callable[..., Restorer]:
 #: name -> factory ``(task, device, **options) -> Restorer``.
 RESTORERS: dict[str, Callable[..., Restorer]] = {
     **{name: _classical(name) for name in CLASSICAL_RESTORERS},
+    "global_nlm": lambda task, device="cpu", sigma=None: GlobalNLMRestorer(task, device, sigma),
     "mse_net": lambda task, device="cpu", checkpoint=None: MSENetRestorer(task, device, checkpoint),
     "spandrel": _published("spandrel"),
     **{name: _published(name) for name in PUBLISHED_CHECKPOINTS},

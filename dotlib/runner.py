@@ -37,9 +37,11 @@ from typing import Sequence
 import pandas as pd
 import torch
 import torch.distributed as dist
+from PIL import Image
 
 from .checkpoints import Resumed, RunCheckpoint
-from .protocol import PreparedFolder, check_protocol, degraded, restorer_tile, y_upsampling
+from .data import MatchedFolder, load_image
+from .protocol import PreparedFolder, check_protocol, degraded, paired, restorer_tile, y_upsampling
 from .degradations import get_degradation
 from .distributed import end_processes, start_processes
 from .encoders import load_encoder
@@ -160,6 +162,7 @@ def run_folder_task(
     data: str,
     encoder: str = "embedded",
     fit_data: str | None = None,
+    degraded_data: str | None = None,
     restorer_checkpoint: str | None = None,
     fit_split: str = "same",
     ablation_splits: Sequence[str] = (),
@@ -198,7 +201,9 @@ def run_folder_task(
     ``n_fit``), the others evaluated (at most ``max_eval``). With ``fit_data`` (the authors: 16
     ImageNet *train* images) the fitted images come from that folder and all of ``data`` is
     evaluated. Images are prepared at ``size``² by ``protocol`` (:mod:`dotlib.protocol`).
-    Signals: ``x``, ``xe`` = D(E(x)), ``y`` (upsampled), ``x_star`` and ``x_alpha`` for
+    With ``degraded_data`` every degraded input y is read from that folder, matched to its clean
+    image by name (:func:`dotlib.protocol.paired`: the Swin2SR release's pairs, DDRM's inputs)
+    instead of being made from x. Signals: ``x``, ``xe`` = D(E(x)), ``y`` (upsampled), ``x_star`` and ``x_alpha`` for
     ``alphas`` (the first decoding of ``fit_split``), ``secondary_alphas`` (its other decodings)
     and α = 0 (each of ``ablation_splits``). ``border``, ``clip_x_hat0``, ``latent``, ``ridge``,
     ``eps`` select the authors' conventions (:meth:`LatentOT.authors`); ``fid_mode``: clean-fid's
@@ -218,8 +223,9 @@ def run_folder_task(
     run = _FolderRun(task, folder, [path.name for path in folder.files],
                      _restorer(restorer, task, device_, restorer_checkpoint, protocol),
                      load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
-                     device_, seed, size, rank, world, batch_size)
-    _check_restorations(run, [fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
+                     device_, seed, size, rank, world, batch_size,
+                     None if degraded_data is None else MatchedFolder(degraded_data, "degraded folder", "input"))
+    _check_inputs(run, [fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
     fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:fitted])}
     operators = {split: _fit_operator(run, fit_folder, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
                                       border=border, clip_x_hat0=clip_x_hat0) for split in splits}
@@ -239,8 +245,9 @@ def run_folder_task(
     restoring = _restorer_note(run)   # every process takes part (a sum over processes)
     if rank != 0:
         return None
+    paired_from = "" if degraded_data is None else f", y read from {display_path(degraded_data)}"
     description = _description(data, fit_data, f"{n_fit} fitting images", fit_split, len(evaluated),
-                               f"{size}² ({protocol} protocol{restoring})", world, seed)
+                               f"{size}² ({protocol} protocol{paired_from}{restoring})", world, seed)
     return _folder_run(run, evaluator.compute(), operators, kept, kept_names, missing, (restorer, encoder, decodes[0]),
                        description)
 
@@ -290,10 +297,13 @@ def _restorer_note(run: _FolderRun) -> str:
     return "; restorer on whole images" + (f", {fell_back} batches on tiles for memory" if fell_back else "")
 
 
-def _check_restorations(run: _FolderRun, names: list[str]) -> None:
-    """A folder restorer (precomputed outputs) must hold one for every input the run reads, before any work."""
+def _check_inputs(run: _FolderRun, names: list[str]) -> None:
+    """A folder restorer (precomputed outputs) and a degraded folder must each hold a file for every
+    image the run reads, checked before any work."""
     if isinstance(run.model, FolderRestorer):
         run.model.check_outputs(names)
+    if run.degraded is not None:
+        run.degraded.check(names)
 
 
 def _description(data: str, fit_data: str | None, fitting: str, fit_split: str, evaluated: int, prepared: str,
@@ -354,15 +364,27 @@ class _FolderRun:
     rank: int
     world: int
     batch_size: int
+    degraded: MatchedFolder | None = None   # y read from files (paired), else made from x
 
     def restored(self, clean: torch.Tensor, positions: torch.Tensor,
                  folder: PreparedFolder | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(y, x*)`` of clean images at these file positions of ``folder`` (default: the evaluated
-        folder; y's noise seeded by position)."""
+        folder; y read from the degraded folder, else made with noise seeded by position)."""
         folder = folder or self.folder
-        y = _degraded(self.task, clean.cpu(), positions, self.seed, folder.protocol).to(self.device)
-        names = [folder.files[int(p)].name for p in positions]
-        return y, _restored(self.model, y, names, (self.size, self.size))
+        files = [folder.files[int(p)] for p in positions]
+        if self.degraded is None:
+            y = _degraded(self.task, clean.cpu(), positions, self.seed, folder.protocol)
+        else:
+            y = torch.stack([self.paired_input(file, folder.protocol) for file in files])
+        y = y.to(self.device)
+        return y, _restored(self.model, y, [file.name for file in files], (self.size, self.size))
+
+    def paired_input(self, file: Path, protocol: str) -> torch.Tensor:
+        """y of the clean image ``file``, read from the degraded folder and prepared by ``protocol``."""
+        with Image.open(file) as photo:
+            clean_side = min(photo.size)
+        return paired(load_image(self.degraded.find(file.name)), clean_side, self.task, protocol, self.size,
+                      clean_size_allowed=isinstance(self.model, FolderRestorer))
 
 
 def _fit_side(run: _FolderRun, folder: PreparedFolder, positions: list[int], which: str,

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dotlib.data import ImageFolder
+from dotlib.data import ImageFolder, load_image
 from dotlib.degradations import degrade
-from dotlib.protocol import PreparedFolder, authors_degrade, prepare
+from dotlib.protocol import PreparedFolder, authors_degrade, paired, prepare
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,23 @@ def test_the_authors_degradations(photo) -> None:
     x, y = prepare(photo, "sr4_awgn50", "authors", size=64, seed=5)
     assert y.shape == (3, 16, 16) and float((y - F.interpolate(x[None], size=(16, 16), mode="bilinear",
                                                               antialias=True)[0]).std()) == pytest.approx(50 / 255, rel=0.15)
+
+
+def test_a_paired_input_is_prepared_as_the_authors_restoration_dataset_does(photo, tmp_path) -> None:
+    """A degraded file of another size (the Swin2SR release's pairs): both centre-squared, the scale read
+    as ⌊375 / 93⌋ = 4 from their short sides, y resized bilinearly without antialias to (128 / 4)²."""
+    array = np.asarray(Image.open(photo).convert("RGB").resize((125, 93), Image.BICUBIC))
+    path = tmp_path / "pair.png"
+    Image.fromarray(array).save(path)
+    x, y = prepare(photo, "sr4_jpeg10", "authors", size=128, degraded_path=path)
+    image = torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
+    square = image[:, :, (125 - 93) // 2:(125 - 93) // 2 + 93]
+    expected = F.interpolate(square[None], size=(32, 32), mode="bilinear", align_corners=False, antialias=False)[0]
+    assert x.shape == (3, 128, 128) and y.shape == (3, 32, 32) and torch.allclose(y, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="1/1 of its clean photo's 375 px, but task 'sr4_jpeg10' degrades by 4"):
+        prepare(photo, "sr4_jpeg10", "authors", size=128, degraded_path=photo)
+    same = paired(load_image(photo), 375, "sr4_awgn50", "authors", 128, clean_size_allowed=True)
+    assert torch.equal(same, x)   # DDRM's inputs saved at the clean size, for precomputed restorations
 
 
 def test_the_y_row_is_upsampled_as_the_authors_main_does(photo) -> None:

@@ -154,6 +154,9 @@ def test_paper_study_offline_lists_every_missing_asset(monkeypatch, tmp_path):
     for name in ("SwinIR-M_x4.pth", "SwinIR-M_jpeg10.pth", "sigma50.pth", "Swin2SR_CompressedSR_X4_48.pth",
                  "RRDB_ESRGAN_x4.pth"):
         assert name in required
+    assert "DIV2K_valid_HR.zip" in required and "Swin2SR_CompressedSR_X4_DIV2K_Valid.zip" in required
+    for folder in ("assets/ddrm/original", "assets/ddrm/degraded", "assets/ddrm/ddrm"):   # DDRM's saved results
+        assert folder in required
     assert ("a CUDA GPU" in required) is not torch.cuda.is_available()
     assert f"{tmp_path}/no-inception/inception-2015-12-05.pt" in optional and "nvlabs-fi-cdn" in optional
     assert f"{tmp_path}/no-vgg16.pth" in optional and "vgg16-397923af.pth" in optional

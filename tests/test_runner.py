@@ -159,3 +159,38 @@ def test_sampled_latents_come_from_one_batched_encode_with_a_generator_per_image
     torch.testing.assert_close(batched, alone, rtol=0, atol=1e-5)
     moved = _encoded(vae, batch, positions + 1, seed=4)
     assert float((moved - batched).abs().max()) > 1e-2
+
+
+def test_paired_degraded_inputs_are_read_instead_of_made(tmp_path) -> None:
+    """With ``degraded_data`` each y is read from the file of its image's stem: files holding exactly
+    what the protocol makes (float TIFFs of the authors' ×4 downsampling) give the made-y run's
+    metrics; a folder that lacks one input, or whose inputs are not at 1/4 of their photo, fails
+    before any work."""
+    import tifffile
+
+    from dotlib.data import load_image
+    from dotlib.protocol import authors_clean, authors_degrade
+    from dotlib.cli import save_png
+
+    clean, degraded_dir = tmp_path / "clean", tmp_path / "degraded"
+    clean.mkdir(), degraded_dir.mkdir()
+    for path in sorted(PHOTOS.glob("*.png")):
+        save_png(authors_clean(load_image(path), 48), clean / path.name)
+        y = authors_degrade("sr4", load_image(clean / path.name))
+        tifffile.imwrite(degraded_dir / f"{path.stem}.tif", y.permute(1, 2, 0).numpy(), photometric="rgb")
+    config = dict(task="sr4", restorer="bicubic", alphas=[0.0], decodes=["direct"], protocol="authors",
+                  **{**SMALL, "data": str(clean)})
+    made = run_folder_task(**config)
+    read = run_folder_task(**config, degraded_data=str(degraded_dir))
+    _compare(made.table, read.table)
+    assert "y read from" in read.description and "y read from" not in made.description
+    torch.testing.assert_close(read.images["y"], made.images["y"], rtol=0, atol=0)
+
+    (degraded_dir / "forest_path.tif").unlink()
+    with pytest.raises(FileNotFoundError, match="holds no input for 1 of the"):
+        run_folder_task(**config, degraded_data=str(degraded_dir))
+    for path in degraded_dir.glob("*.tif"):   # at 1/3 of the photo: not task sr4's inputs
+        tifffile.imwrite(path, np.zeros((16, 16, 3), np.float32), photometric="rgb")
+    tifffile.imwrite(degraded_dir / "forest_path.tif", np.zeros((16, 16, 3), np.float32), photometric="rgb")
+    with pytest.raises(ValueError, match="degrades by 4"):
+        run_folder_task(**config, degraded_data=str(degraded_dir))

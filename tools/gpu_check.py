@@ -44,7 +44,7 @@ SETTINGS = {
                   "dryrun": ["--device", "cpu", "--only", "sr4_swinir"]},
 }
 RELATIVE, ABSOLUTE, PIXELS = 1e-5, 1e-6, 1e-5
-PAPER_IMAGES, PAPER_TASKS = 50_000, 6
+PAPER_IMAGES = 50_000
 
 
 # ------------------------------------------------------------------------------ steps
@@ -130,6 +130,13 @@ def equality(settings: dict, env: dict) -> dict:
             "worst_in_tolerance_units": {k: round(v, 4) for k, v in sorted(worst.items())}, "failed": failed}
 
 
+def paper_task_steps() -> int:
+    """How many task steps (restorers) ``studies/paper.yaml`` runs on the validation images."""
+    from dotlib.reproduce import load_study
+
+    return sum("restorer" in step.parameters for step in load_study(ROOT / "studies" / "paper.yaml").steps.values())
+
+
 def paper_run(step: str = "sr4_swinir") -> dict:
     """``run_folder_task``'s arguments for a task step of ``studies/paper.yaml``, as notebook 03 passes them."""
     from dotlib.reproduce import load_study
@@ -199,8 +206,8 @@ def throughput(settings: dict, env: dict) -> dict:
         profiled = _child(env, settings["size"], settings["profiled"], "cuda", True)
         result.update(gpu_share=profiled["gpu_share"], host_syncs=profiled["host_syncs"],
                       profiled_batches=profiled["batches"])
-    hours = per_image * PAPER_IMAGES * PAPER_TASKS / 3600
-    result["projected_hours"] = {"1_gpu": hours, "8_gpus": hours / 8} if settings["device"] == "cuda" else None
+    hours = per_image * PAPER_IMAGES * paper_task_steps() / 3600
+    result["projected_hours"] = {"task_steps": paper_task_steps(), "1_gpu": hours, "8_gpus": hours / 8} if settings["device"] == "cuda" else None
     return result
 
 
