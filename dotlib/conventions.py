@@ -47,8 +47,8 @@ CONVENTIONS: tuple[Convention, ...] = (
                "256-px blended tiles on larger inputs (JPEG, AWGN at 512²), one image at a time",
                "option: protocol: authors (whole batches; 256-px tiles only for a batch that does not fit in "
                "device memory, counted in the run's description)"),
-    Convention("x* before it is measured and encoded", "left unclipped", "clamped to [0, 1]",
-               "different, because dotlib's encoders and metrics take images in [0, 1]"),
+    Convention("x* where it is encoded and mixed", "left unclipped (clipped where it is measured)",
+               "clamped to [0, 1]", "option: clip_x_star: false"),
     Convention("y row of the table", "upsampled bilinear", "upsampled bicubic", "option: protocol: authors"),
     Convention("DDRM row", "precomputed clean images, inputs and outputs (σ 25, though the poster says σ = 50); "
                "100 + 100 disjoint fitting images, every image evaluated, x̂0 clipped, α from 1 to 0",

@@ -82,12 +82,13 @@ class Encoder(ABC):
         return math.ceil(size[0] / self.factor), math.ceil(size[1] / self.factor)
 
     @torch.no_grad()
-    def encode(self, images: torch.Tensor,
-               generator: Generators = None) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, generator: Generators = None,
+               bounded: bool = True) -> torch.Tensor:
         """``[B, 3, H, W]`` in [0, 1] -> ``float32 [B, C, ceil(H/f), ceil(W/f)]`` on ``self.device``.
 
-        ``generator``: a sampling encoder's noise; a list gives each image its own (diffusers')."""
-        check_images(images)
+        ``generator``: a sampling encoder's noise; a list gives each image its own (diffusers').
+        ``bounded=False``: any finite values (unclipped restorations, as the authors encode them)."""
+        check_images(images, bounded=bounded)
         height, width = images.shape[-2:]
         images = images.to(self.device, torch.float32)
         pad_h, pad_w = -height % self.factor, -width % self.factor

@@ -171,7 +171,8 @@ class LatentOT:
     per call added to every patch (here: eigenvalue cut-off, independent noise per patch);
     the latent mode (theirs does not interpolate μt); zero-shot (they refit on the padded
     patches of the whole batch); transport arithmetic (theirs float64, here the latent's
-    float32, ~1e-7); and inputs outside [0, 1], which they accept and this class refuses.
+    float32, ~1e-7). Restorations outside [0, 1], which they encode and mix as they are, are
+    refused unless :meth:`apply` is called with ``bounded=False``.
 
     Many processes (``torchrun`` / ``accelerate launch``, after ``init_process_group``):
     each calls ``update`` on its own shard of images, then ``all_reduce()`` and ``fit()``;
@@ -417,15 +418,15 @@ class LatentOT:
                     reference = decoded(1.0) if reference is None else reference
                 x_hat0 = moved if decode == "direct" else x_star + (moved - reference)
                 for index, alpha in enumerate(alphas):   # eq. (2), clamped; α = 1 is x* exactly
-                    out[decode][index] = x_star if alpha == 1.0 else \
-                        ((1.0 - alpha) * x_hat0 + alpha * x_star).clamp_(0.0, 1.0)
+                    out[decode][index] = ((1.0 - alpha) * x_hat0 + alpha * x_star).clamp_(0.0, 1.0) \
+                        if alpha != 1.0 else x_star.clamp(0.0, 1.0)
             else:
-                out[decode][:] = x_star
+                out[decode][:] = x_star.clamp(0.0, 1.0)
 
     def apply(self, x_star: torch.Tensor, sweeps: Mapping[str, Iterable[float]], *,
               latents: torch.Tensor | None = None, mode: str = "pixel", zero_shot: bool = False,
-              generator: torch.Generator | None = None,
-              reference: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+              generator: torch.Generator | None = None, reference: torch.Tensor | None = None,
+              bounded: bool = True) -> dict[str, torch.Tensor]:
         r"""Transport restorations ``x_star [B, 3, H, W]`` (in [0, 1]): ``{decode: float32 [len(α), B, 3, H, W]}``.
 
         ``sweeps`` maps decodings to their α, e.g. ``{"direct": [0.0, 0.5], "residual": [0.0]}``:
@@ -439,10 +440,12 @@ class LatentOT:
         (``{"direct": [1.0]}`` in latent mode gives it when ``clip_x_hat0``); default: decoded here.
         ``zero_shot``: each image's source Gaussian from its own patches. The degenerate map's noise
         comes from ``generator`` (default: a fresh one seeded with ``seed``). Outputs are on the
-        device of ``x_star``; images are moved ``batch_size`` at a time.
+        device of ``x_star``; images are moved ``batch_size`` at a time. ``bounded=False`` takes
+        ``x_star`` unclipped (any finite values), as the authors encode and mix it; outputs are
+        clamped to [0, 1] all the same (α = 1 gives x* clamped).
         """
         plan = _plan(sweeps, mode)
-        check_images(x_star)
+        check_images(x_star, "x_star", bounded=bounded)
         self._check_size(x_star)
         self._check_fitted(zero_shot)
         if latents is not None:
@@ -456,7 +459,7 @@ class LatentOT:
         size = tuple(x_star.shape[-2:])
         for start in range(0, x_star.shape[0], self.batch_size):
             rows = slice(start, start + self.batch_size)
-            z = self.encoder.encode(x_star[rows]) if latents is None else latents[rows].to(self.device)
+            z = self.encoder.encode(x_star[rows], bounded=bounded) if latents is None else latents[rows].to(self.device)
             own = self._own_operators(z) if zero_shot else None
             self._fill({decode: images[:, rows] for decode, images in out.items()}, plan,
                        x_star[rows].to(self.device, torch.float32), mode,

@@ -236,9 +236,11 @@ def _ramp(length: int, width: int, like: torch.Tensor) -> torch.Tensor:
 
 
 class Restorer(ABC):
-    """Base class: validates ``y``, moves it to ``device``, calls ``restore``, clips to [0, 1]."""
+    """Base class: validates ``y``, moves it to ``device``, calls ``restore``, clips to [0, 1]
+    (unless ``clip`` is set False: the authors keep x* unclipped where they encode and mix it)."""
 
     def __init__(self, name: str, task: str, device: str | torch.device = "cpu"):
+        self.clip = True
         self.name = name
         self.task = task
         self.degradation: Degradation = get_degradation(task)
@@ -263,7 +265,8 @@ class Restorer(ABC):
         expected = (y.shape[0], 3, y.shape[2] * self.scale, y.shape[3] * self.scale)
         if tuple(x.shape) != expected:
             raise RuntimeError(f"restorer {self.name!r} returned {tuple(x.shape)}, expected {expected}")
-        return x.to(self.device, torch.float32).clamp(0.0, 1.0)
+        x = x.to(self.device, torch.float32)
+        return x.clamp(0.0, 1.0) if self.clip else x
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, task={self.task!r}, device={str(self.device)!r})"

@@ -120,19 +120,21 @@ def _degraded(task: str, clean: torch.Tensor, indices: torch.Tensor, seed: int, 
 
 
 def _restored(model, y: torch.Tensor, names: list[str], size: tuple[int, int]) -> torch.Tensor:
+    """x* of the batch: precomputed files matched by name, else the restorer's output (clipped unless
+    its ``clip`` is False)."""
     if isinstance(model, FolderRestorer):
         return model.restore_files(names, size=size).clamp(0.0, 1.0)
-    return model(y).clamp(0.0, 1.0)
+    return model(y)
 
 
-def _encoded(vae, images: torch.Tensor, indices: torch.Tensor, seed: int) -> torch.Tensor:
+def _encoded(vae, images: torch.Tensor, indices: torch.Tensor, seed: int, bounded: bool = True) -> torch.Tensor:
     """Latents of the batch, encoded at once; a sampling VAE draws each image's sample from its own
     generator, seeded by the image's file position (diffusers' per-image generators), so a sample
-    does not depend on the batch it falls in."""
+    does not depend on the batch it falls in. ``bounded=False``: unclipped restorations."""
     if not getattr(vae, "sample", False):
-        return vae.encode(images)
-    return vae.encode(images, generator=[torch.Generator(vae.device).manual_seed(seed + int(index))
-                                         for index in indices])
+        return vae.encode(images, bounded=bounded)
+    return vae.encode(images, bounded=bounded, generator=[torch.Generator(vae.device).manual_seed(seed + int(index))
+                                                          for index in indices])
 
 
 def _merged_in_order(own: dict[int, GaussianStats], count: int, world: int, dim: int,
@@ -180,6 +182,7 @@ def run_folder_task(
     ridge: str = "relative",
     border: str = "valid",
     clip_x_hat0: bool = True,
+    clip_x_star: bool = True,
     latent: str = "mean",
     batch_size: int = 8,
     num_workers: int = 2,
@@ -206,7 +209,9 @@ def run_folder_task(
     instead of being made from x. Signals: ``x``, ``xe`` = D(E(x)), ``y`` (upsampled), ``x_star`` and ``x_alpha`` for
     ``alphas`` (the first decoding of ``fit_split``), ``secondary_alphas`` (its other decodings)
     and α = 0 (each of ``ablation_splits``). ``border``, ``clip_x_hat0``, ``latent``, ``ridge``,
-    ``eps`` select the authors' conventions (:meth:`LatentOT.authors`); ``fid_mode``: clean-fid's
+    ``eps`` select the authors' conventions (:meth:`LatentOT.authors`); ``clip_x_star=False`` keeps
+    the restorer's output unclipped where it is encoded (fitting and transport) and mixed, as the
+    authors do (x* is measured clipped, as theirs); ``fid_mode``: clean-fid's
     ``"clean"`` or ``"legacy_tensorflow"`` (the poster's); ``kid_*``, ``is_splits``: KID's subsets
     and IS's splits (at most one per image). ``checkpoint_dir``: each process saves its state
     there every ``checkpoint_every`` batches and logs each batch (:mod:`dotlib.checkpoints`); a
@@ -221,10 +226,11 @@ def run_folder_task(
     folder, fit_folder, order, evaluated = _chosen_images(data, fit_data, protocol, size, fitted, max_eval, seed,
                                                           max(2, world))
     run = _FolderRun(task, folder, [path.name for path in folder.files],
-                     _restorer(restorer, task, device_, restorer_checkpoint, protocol),
+                     _restorer(restorer, task, device_, restorer_checkpoint, protocol, clip_x_star),
                      load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
                      device_, seed, size, rank, world, batch_size,
-                     None if degraded_data is None else MatchedFolder(degraded_data, "degraded folder", "input"))
+                     None if degraded_data is None else MatchedFolder(degraded_data, "degraded folder", "input"),
+                     clip_x_star)
     _check_inputs(run, [fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
     fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:fitted])}
     operators = {split: _fit_operator(run, fit_folder, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
@@ -275,9 +281,10 @@ def _folder_run(run: _FolderRun, values: dict, operators: dict[str, LatentOT], k
                      missing=missing, description=description)
 
 
-def _restorer(name: str, task: str, device: torch.device, checkpoint: str | None, protocol: str):
-    """The restorer; a published one sees whole images or tiles as ``protocol`` says."""
+def _restorer(name: str, task: str, device: torch.device, checkpoint: str | None, protocol: str, clip: bool):
+    """The restorer, its output clipped or not; a published one sees whole images or tiles as ``protocol`` says."""
     model = get_restorer(name, task, device=device, **({} if checkpoint is None else {"checkpoint": checkpoint}))
+    model.clip = clip
     if isinstance(model, SpandrelRestorer):
         model.tile = restorer_tile(protocol)
     return model
@@ -365,6 +372,7 @@ class _FolderRun:
     world: int
     batch_size: int
     degraded: MatchedFolder | None = None   # y read from files (paired), else made from x
+    clip_x_star: bool = True                # False: x* encoded and mixed unclipped (the authors)
 
     def restored(self, clean: torch.Tensor, positions: torch.Tensor,
                  folder: PreparedFolder | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -400,7 +408,8 @@ def _fit_side(run: _FolderRun, folder: PreparedFolder, positions: list[int], whi
         share = torch.tensor(chunks[number])
         clean = torch.stack([folder[i] for i in chunks[number]])
         images = clean if which == "target" else run.restored(clean.to(run.device), share, folder)[1]
-        own[number] = valid_patch_stats(_encoded(run.vae, images.to(run.device), share, run.seed), patch_size)
+        latents = _encoded(run.vae, images.to(run.device), share, run.seed, bounded=run.clip_x_star or which == "target")
+        own[number] = valid_patch_stats(latents, patch_size)
     return _merged_in_order(own, len(chunks), run.world, run.vae.latent_channels * patch_size ** 2, run.device)
 
 
@@ -419,17 +428,17 @@ def _batch_signals(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict
     """``(signals, x̂0 per (design, decoding), y)`` of one batch: one transport per design, decoded
     once for every decoding (the residual adds D(E(x*)), decoded once too), every α by mixing (eq. 2)."""
     size = (run.size, run.size)
-    y, x_star = run.restored(clean, positions)
-    z_star = _encoded(run.vae, x_star, positions, run.seed)
+    y, x_star = run.restored(clean, positions)   # unclipped when run.clip_x_star is False
+    z_star = _encoded(run.vae, x_star, positions, run.seed, bounded=run.clip_x_star)
     z_clean = _encoded(run.vae, clean, positions, run.seed + 7)
     signals = {"x": clean, "xe": run.vae.decode(z_clean, size), "y": upsampled(y, size, y_upsampling(run.folder.protocol)),
-               "x_star": x_star}
+               "x_star": x_star.clamp(0.0, 1.0)}
     x_hat0 = {}
     for split, operator in operators.items():
         generator = torch.Generator(run.device).manual_seed(run.seed + int(positions[0]))
         chosen = {decode: alphas for (s, decode), alphas in sweeps.items() if s == split}
         plans = {decode: alphas if 0.0 in alphas else [*alphas, 0.0] for decode, alphas in chosen.items()}
-        images = operator.apply(x_star, plans, latents=z_star, generator=generator)
+        images = operator.apply(x_star, plans, latents=z_star, generator=generator, bounded=run.clip_x_star)
         for decode, alphas in chosen.items():
             x_hat0[(split, decode)] = images[decode][plans[decode].index(0.0)]
             signals.update({_signal_key(split, decode, alpha): image for alpha, image in zip(alphas, images[decode])})

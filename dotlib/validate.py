@@ -61,10 +61,12 @@ def check_values(tensor: torch.Tensor, name: str, low: float = 0.0, high: float 
         )
 
 
-def check_images(images: torch.Tensor, name: str = "images", channels: int | None = 3) -> None:
+def check_images(images: torch.Tensor, name: str = "images", channels: int | None = 3,
+                 bounded: bool = True) -> None:
     """Raise unless ``images`` is a non-empty, finite float batch ``[B, C, H, W]`` in [0, 1].
 
-    ``channels`` is the required ``C`` (3, RGB, by default; None accepts any).
+    ``channels`` is the required ``C`` (3, RGB, by default; None accepts any). ``bounded=False``
+    accepts any finite values (a restorer's unclipped output, as the authors encode it).
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor [B, 3, H, W], got {type(images).__name__}")
@@ -74,7 +76,10 @@ def check_images(images: torch.Tensor, name: str = "images", channels: int | Non
     if not images.is_floating_point():
         raise TypeError(f"{name} must be a float tensor with values in [0, 1], got {images.dtype} "
                         f"(convert uint8 images with images.float() / 255)")
-    check_values(images, name)
+    if bounded:
+        check_values(images, name)
+    else:
+        check_values(images, name, -math.inf, math.inf)
 
 
 def check_alpha(alpha: object) -> float:

@@ -172,6 +172,24 @@ def test_eq2_mixing_and_latent_mode():
         assert torch.allclose(moved, expected, atol=1e-5)
 
 
+def test_unclipped_x_star_is_encoded_and_mixed_as_it_is():
+    """``bounded=False`` (the authors' unclipped restorations): x̂0 = D(T(E(x*))) of x* itself and eq. (2)
+    mixes x* itself, then clamps; α = 1 gives x* clamped. The default refuses such an x*."""
+    source, target = blurry(uniform_images(4, 32, seed=1)), uniform_images(4, 32, seed=2)
+    model = LatentOT("pixel", patch_size=3, clip_x_hat0=False).update(source, "source").update(target, "target")
+    model.fit()
+    x_raw = blurry(uniform_images(2, 32, seed=3)) * 4.0 - 1.5     # about [-0.7, 1.3]
+    with pytest.raises(ValueError, match="x_star must lie in"):
+        model.apply(x_raw, {"direct": [0.5]})
+    out = model.apply(x_raw, {"direct": [0.0, 0.5, 1.0]}, bounded=False)["direct"]
+    x_hat0 = model.encoder.decode(moved_latents(model, model.encoder.encode(x_raw, bounded=False)), clamp=False)
+    assert torch.allclose(out[0], x_hat0.clamp(0, 1), atol=1e-5)
+    assert torch.allclose(out[1], (0.5 * x_hat0 + 0.5 * x_raw).clamp(0, 1), atol=1e-5)
+    assert torch.equal(out[2], x_raw.clamp(0, 1))
+    with pytest.raises(ValueError, match="must be finite"):
+        model.apply(x_raw * float("nan"), {"direct": [0.5]}, bounded=False)
+
+
 def test_noise_is_seeded():
     source, target = blurry(uniform_images(4, 32, seed=1)), uniform_images(4, 32, seed=2)
     x_star = blurry(uniform_images(2, 32, seed=3))

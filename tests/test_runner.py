@@ -194,3 +194,25 @@ def test_paired_degraded_inputs_are_read_instead_of_made(tmp_path) -> None:
     tifffile.imwrite(degraded_dir / "forest_path.tif", np.zeros((16, 16, 3), np.float32), photometric="rgb")
     with pytest.raises(ValueError, match="degrades by 4"):
         run_folder_task(**config, degraded_data=str(degraded_dir))
+
+
+def test_unclipped_restorations_are_encoded_and_mixed_but_measured_clipped() -> None:
+    """``clip_x_star=False`` (the authors): the NLM's outputs, which leave [0, 1] on noisy inputs, are
+    encoded and mixed as they are, so x̂α moves, while the x* row (measured clipped, as theirs) and
+    y do not."""
+    from dotlib.restorers import get_restorer
+    from dotlib.protocol import prepare
+
+    x, y = prepare(PHOTOS / "kite_blue_sky.png", "awgn50", protocol="authors", size=48, seed=1)
+    model = get_restorer("global_nlm", "awgn50")
+    model.clip = False
+    raw = model(y[None])
+    assert float(raw.min()) < 0.0 or float(raw.max()) > 1.0   # there is something to clip
+    config = dict(task="awgn50", restorer="global_nlm", alphas=[0.0, 0.5], decodes=["direct"], protocol="authors",
+                  **SMALL)
+    clipped = run_folder_task(**config).table.set_index("signal")
+    unclipped = run_folder_task(**config, clip_x_star=False).table.set_index("signal")
+    for signal in ("x_star", "y", "xe"):
+        assert unclipped.loc[signal, "psnr"] == clipped.loc[signal, "psnr"], signal
+    moved = unclipped.loc["x_alpha", "psnr"].to_numpy() - clipped.loc["x_alpha", "psnr"].to_numpy()
+    assert np.all(np.isfinite(moved)) and np.abs(moved).max() > 1e-4
