@@ -53,7 +53,7 @@ _VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-from .validate import check_device, check_images  # noqa: E402  (re-exported: one rule for images)
+from .validate import check_device, check_images, check_values  # noqa: E402  (check_images re-exported)
 
 
 class Encoder(ABC):
@@ -109,8 +109,7 @@ class Encoder(ABC):
                 f"latents for encoder {self.name!r} must have shape [B, {self.latent_channels}, h, w], "
                 f"got {tuple(getattr(latents, 'shape', ()))}"
             )
-        if not bool(torch.isfinite(latents).all()):
-            raise ValueError("latents contain NaN or infinite values")
+        check_values(latents, "latents", -math.inf, math.inf)   # finite (skipped where already checked)
         full = (latents.shape[-2] * self.factor, latents.shape[-1] * self.factor)
         height, width = full if size is None else (int(size[0]), int(size[1]))
         if self.latent_size((height, width)) != tuple(latents.shape[-2:]):

@@ -88,12 +88,20 @@ class Operator:
     """A fitted patch map ``v -> A (v - mean_s) + mean_t (+ w)`` in float64.
 
     ``noise_root`` is the symmetric square root of the noise covariance (or None):
-    ``w = noise_root @ n`` with ``n ~ N(0, I)``.
+    ``w = noise_root @ n`` with ``n ~ N(0, I)``. Each α's :math:`A_\alpha` is computed (and
+    checked) once, then kept: a batch loop reads no value back from the device for it.
     """
 
     def __init__(self, matrix: torch.Tensor, mean_s: torch.Tensor, mean_t: torch.Tensor,
                  noise_root: torch.Tensor | None):
         self.matrix, self.mean_s, self.mean_t, self.noise_root = matrix, mean_s, mean_t, noise_root
+        self._interpolated: dict[tuple[float, torch.dtype], torch.Tensor] = {}
+
+    def interpolated(self, alpha: float, dtype: torch.dtype) -> torch.Tensor:
+        """:math:`A_\alpha` in ``dtype`` (:func:`interpolate_operator`), computed once per (α, dtype)."""
+        if (alpha, dtype) not in self._interpolated:
+            self._interpolated[(alpha, dtype)] = interpolate_operator(self.matrix, alpha).to(dtype)
+        return self._interpolated[(alpha, dtype)]
 
     @classmethod
     def between(cls, source: GaussianStats, target: GaussianStats, eps: float,
@@ -111,7 +119,7 @@ class Operator:
         with :math:`A_\alpha` from :func:`interpolate_operator`; computed in ``dtype`` on
         centred patches (so large latent means cost no precision).
         """
-        matrix = interpolate_operator(self.matrix, alpha).to(dtype)
+        matrix = self.interpolated(alpha, dtype)
         mean_s = self.mean_s.to(dtype)[:, None]
         shift = ((1.0 - alpha) * self.mean_t + alpha * self.mean_s).to(dtype)[:, None]
         noise = None

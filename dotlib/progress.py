@@ -89,8 +89,10 @@ def _rate(count: float, seconds: float, unit: str) -> str:
 
 
 def _units(count: float, unit: str) -> str:
-    """``unit`` in the plural where it reads better: "6 images", but tqdm's "6 it" stays."""
-    return unit if count == 1 or unit == "it" or unit.endswith("s") else unit + "s"
+    """``unit`` in the plural where it reads better: "6 images", "2 batches", but tqdm's "6 it" stays."""
+    if count == 1 or unit == "it" or unit.endswith("s"):
+        return unit
+    return unit + ("es" if unit.endswith(("ch", "sh", "x")) else "s")
 
 
 class LineProgress:

@@ -56,7 +56,7 @@ from .pipeline import (alpha_sweeps, check_decodes, fitted_designs, ordered_tabl
                        upsampled)
 from .progress import progress
 from .restorers import FolderRestorer, SpandrelRestorer, get_restorer
-from .validate import of_type
+from .validate import check_values_at_once, of_type, values_checked
 
 __all__ = ["FolderRun", "RUN_OPTIONS", "launch", "main", "run_folder_task"]
 
@@ -376,8 +376,9 @@ class _FolderRun:
 
     def restored(self, clean: torch.Tensor, positions: torch.Tensor,
                  folder: PreparedFolder | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(y, x*)`` of clean images at these file positions of ``folder`` (default: the evaluated
-        folder; y read from the degraded folder, else made with noise seeded by position)."""
+        """``(y, x*)`` on the device, of clean images (best on the CPU, where y is made) at these file
+        positions of ``folder`` (default: the evaluated folder; y read from the degraded folder, else made
+        with noise seeded by position)."""
         folder = folder or self.folder
         files = [folder.files[int(p)] for p in positions]
         if self.degraded is None:
@@ -407,7 +408,7 @@ def _fit_side(run: _FolderRun, folder: PreparedFolder, positions: list[int], whi
     for number in range(run.rank, len(chunks), run.world):
         share = torch.tensor(chunks[number])
         clean = torch.stack([folder[i] for i in chunks[number]])
-        images = clean if which == "target" else run.restored(clean.to(run.device), share, folder)[1]
+        images = clean if which == "target" else run.restored(clean, share, folder)[1]
         latents = _encoded(run.vae, images.to(run.device), share, run.seed, bounded=run.clip_x_star or which == "target")
         own[number] = valid_patch_stats(latents, patch_size)
     return _merged_in_order(own, len(chunks), run.world, run.vae.latent_channels * patch_size ** 2, run.device)
@@ -425,14 +426,25 @@ def _fit_operator(run: _FolderRun, folder: PreparedFolder, target: list[int], so
 
 def _batch_signals(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, clean: torch.Tensor,
                    positions: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict, torch.Tensor]:
-    """``(signals, x̂0 per (design, decoding), y)`` of one batch: one transport per design, decoded
-    once for every decoding (the residual adds D(E(x*)), decoded once too), every α by mixing (eq. 2)."""
+    """``(signals, x̂0 per (design, decoding), y)`` of one batch. x* is checked once (one host read);
+    encoding, decoding and transport then trust it."""
     size = (run.size, run.size)
     y, x_star = run.restored(clean, positions)   # unclipped when run.clip_x_star is False
-    z_star = _encoded(run.vae, x_star, positions, run.seed, bounded=run.clip_x_star)
-    z_clean = _encoded(run.vae, clean, positions, run.seed + 7)
-    signals = {"x": clean, "xe": run.vae.decode(z_clean, size), "y": upsampled(y, size, y_upsampling(run.folder.protocol)),
-               "x_star": x_star.clamp(0.0, 1.0)}
+    clean = clean.to(run.device)
+    check_values_at_once({"x_star": x_star}, *((0.0, 1.0) if run.clip_x_star else (-math.inf, math.inf)))
+    with values_checked():   # one host read above; the encoder and the transport trust it
+        z_star = _encoded(run.vae, x_star, positions, run.seed, bounded=run.clip_x_star)
+        z_clean = _encoded(run.vae, clean, positions, run.seed + 7)
+        signals = {"x": clean, "xe": run.vae.decode(z_clean, size),
+                   "y": upsampled(y, size, y_upsampling(run.folder.protocol)), "x_star": x_star.clamp(0.0, 1.0)}
+        x_hat0 = _transported(run, operators, sweeps, x_star, z_star, positions, signals)
+    return signals, x_hat0, y
+
+
+def _transported(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, x_star: torch.Tensor,
+                 z_star: torch.Tensor, positions: torch.Tensor, signals: dict) -> dict:
+    """x̂0 per (design, decoding) of one batch, every x̂α added to ``signals``: one transport per design,
+    decoded once for every decoding, every α by mixing (eq. 2)."""
     x_hat0 = {}
     for split, operator in operators.items():
         generator = torch.Generator(run.device).manual_seed(run.seed + int(positions[0]))
@@ -442,7 +454,7 @@ def _batch_signals(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict
         for decode, alphas in chosen.items():
             x_hat0[(split, decode)] = images[decode][plans[decode].index(0.0)]
             signals.update({_signal_key(split, decode, alpha): image for alpha, image in zip(alphas, images[decode])})
-    return signals, x_hat0, y
+    return x_hat0
 
 
 def _evaluate(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, loaded: tuple, evaluator: StreamingEvaluator,
@@ -455,8 +467,8 @@ def _evaluate(run: _FolderRun, operators: dict[str, LatentOT], sweeps: dict, loa
     checkpoint.begin(done)
     for clean, indices, positions in progress(loader, desc=f"{name}: evaluating (rank {run.rank})",
                                               total=total, initial=done.batches, unit="batch"):
-        clean = clean.to(run.device)
         signals, x_hat0, y = _batch_signals(run, operators, sweeps, clean, positions)
+        clean = signals["x"]   # on the device now
         evaluator.update(clean, signals, indices)
         if run.rank == 0 and len(done.kept_names) < n_keep:
             take = min(n_keep - len(done.kept_names), clean.shape[0])

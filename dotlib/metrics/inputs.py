@@ -8,19 +8,24 @@ import torch
 
 from ..validate import check_values
 
-__all__ = ["ImageSet", "as_list", "check_batch", "check_pair"]
+__all__ = ["ImageSet", "as_list", "check_batch", "check_layout", "check_pair"]
 
 ImageSet = torch.Tensor | Sequence[torch.Tensor]
 
 
-def check_batch(images: torch.Tensor, name: str) -> None:
-    """Raise unless ``images`` is a non-empty, finite float batch ``[B, C, H, W]`` in [0, 1]."""
+def check_layout(images: torch.Tensor, name: str) -> None:
+    """Raise unless ``images`` is a float tensor ``[B, C, H, W]`` (its values are not read)."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor [B, C, H, W], got {type(images).__name__}")
     if images.ndim != 4:
         raise ValueError(f"{name} must have shape [B, C, H, W], got {tuple(images.shape)}")
     if not images.is_floating_point():
         raise TypeError(f"{name} must be a float tensor in [0, 1], got {images.dtype}")
+
+
+def check_batch(images: torch.Tensor, name: str) -> None:
+    """Raise unless ``images`` is a non-empty, finite float batch ``[B, C, H, W]`` in [0, 1]."""
+    check_layout(images, name)
     check_values(images, name)
 
 

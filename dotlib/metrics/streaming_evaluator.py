@@ -39,7 +39,8 @@ import torch
 
 from .detail import DetailFrechet
 from .inception import CleanFeatures
-from .inputs import ImageSet, as_list, check_batch, check_pair
+from ..validate import check_values_at_once, values_checked
+from .inputs import ImageSet, as_list, check_layout
 from .sliced_wasserstein import SlicedWasserstein, laplacian_pyramid
 from .registry import per_image_functions, pooled_metrics
 from .streaming import BandSums, FeatureGaussian, FeatureSample, PerImageMeans, SetCDF, SplitScores
@@ -170,9 +171,26 @@ class StreamingEvaluator:
         """Add one batch: ``clean [B, 3, H, W]``, every signal's images of the same shape, global indices ``[B]``.
 
         Every batch must carry the same signal names (the first batch fixes them); the
-        baseline must be among them when any per-image difference is wanted.
+        baseline must be among them when any per-image difference is wanted. Every image's
+        values are checked at once (one host read per batch, whatever the number of signals).
         """
-        check_batch(clean, "clean")
+        index = self._checked(clean, signals, indices)
+        clean = clean.to(self.device, torch.float32)
+        with values_checked():
+            self._set_level(self.reference, clean, index)
+            lpips_clean = self.lpips.features(clean) if hasattr(self.lpips, "features") else None   # once per batch
+            per_image = {name: self._per_image(name, images.to(self.device, torch.float32), clean, index, lpips_clean)
+                         for name, images in signals.items()}
+        if self.baseline in per_image:
+            base = per_image[self.baseline]
+            for name, values in per_image.items():
+                self.signals[name].difference.update({k: values[k] - base[k] for k in values})
+        self.images_seen += clean.shape[0]
+
+    def _checked(self, clean: torch.Tensor, signals: dict[str, torch.Tensor],
+                 indices: Sequence[int] | torch.Tensor) -> np.ndarray:
+        """The batch's global indices as ``int64 [B]``, after checking every input (values in one read)."""
+        check_layout(clean, "clean")
         index = np.asarray(torch.as_tensor(indices).cpu(), dtype=np.int64).reshape(-1)
         if index.shape[0] != clean.shape[0]:
             raise ValueError(f"got {index.shape[0]} indices for {clean.shape[0]} images")
@@ -182,29 +200,29 @@ class StreamingEvaluator:
             self.signals = {name: _SignalState(self) for name in signals}
         elif set(signals) != set(self.signals):
             raise ValueError(f"every batch must carry the signals {sorted(self.signals)}, got {sorted(signals)}")
-        clean = clean.to(self.device, torch.float32)
-        self._set_level(self.reference, clean, index)
-        lpips_reference = self.lpips.features(clean) if hasattr(self.lpips, "features") else None
-        per_image = {}
         for name, images in signals.items():
-            check_pair(images, clean)
-            images = images.to(self.device, torch.float32)
-            values = {name: function(images, clean) for name, function in per_image_functions().items()}
-            if lpips_reference is not None:   # the clean images' VGG features, once per batch
-                values["lpips"] = self.lpips.distance(self.lpips.features(images), lpips_reference)
-            elif self.lpips is not None:
-                values["lpips"] = self.lpips(images, clean)
-            per_image[name] = {k: v.to(torch.float64) for k, v in values.items()}
-            self.signals[name].per_image.update(per_image[name])
-            pixels = float(images[0].numel())   # pooled metrics weight each image by its values
-            self.signals[name].pooled.update({k: per_image[name][k] * pixels for k in self.pooled_sources},
-                                             weight=pixels)
-            self._set_level(self.signals[name], images, index)
-        if self.baseline in per_image:
-            base = per_image[self.baseline]
-            for name, values in per_image.items():
-                self.signals[name].difference.update({k: values[k] - base[k] for k in values})
-        self.images_seen += clean.shape[0]
+            check_layout(images, name)
+            if images.shape != clean.shape:
+                raise ValueError(f"{name} must have the shape of clean, {tuple(clean.shape)}, got {tuple(images.shape)}")
+        check_values_at_once({"clean": clean, **signals})
+        return index
+
+    def _per_image(self, name: str, images: torch.Tensor, clean: torch.Tensor, index: np.ndarray,
+                   lpips_clean: list[torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        """Update signal ``name`` with ``images`` (on the device); its per-image values, ``float64 [B]`` each.
+        ``lpips_clean``: LPIPS's features of ``clean``, when the LPIPS model gives features."""
+        values = {key: function(images, clean) for key, function in per_image_functions().items()}
+        if lpips_clean is not None:
+            values["lpips"] = self.lpips.distance(self.lpips.features(images), lpips_clean)
+        elif self.lpips is not None:
+            values["lpips"] = self.lpips(images, clean)
+        values = {key: value.to(torch.float64) for key, value in values.items()}
+        state = self.signals[name]
+        state.per_image.update(values)
+        pixels = float(images[0].numel())   # pooled metrics weight each image by its values
+        state.pooled.update({key: values[key] * pixels for key in self.pooled_sources}, weight=pixels)
+        self._set_level(state, images, index)
+        return values
 
     def state_dict(self) -> dict:
         """Everything :meth:`update` accumulated (copies): restored by :meth:`load_state_dict` into an
