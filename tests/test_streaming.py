@@ -282,7 +282,7 @@ class _ValueReads(torch.overrides.TorchFunctionMode):
 
 def test_an_update_reads_values_back_once_whatever_the_number_of_signals() -> None:
     """Every image's values are checked in one read; the metrics then stay on the device (SSIM's CPU path
-    goes through numpy, not counted; a GPU takes conv2d). Before this, each signal cost 27 reads."""
+    goes through numpy, not counted; a GPU takes conv2d). Before this, 10 signals cost 243 reads."""
     clean = _images(4)
     features = CleanFeatures(_RandomFeatures(), name="random")
     counts = {}
