@@ -270,6 +270,32 @@ def test_collage(tmp_path):
         plots.run_collage(images, columns=("xe",))
 
 
+def test_a_collage_png_shows_the_images_at_one_to_one(tmp_path):
+    """Five columns of noise images, 256 px (the study's collages; 1:1 gives 186 dpi): every pixel of a
+    full-size cell is the image's own, within the one level of 8-bit rounding, and a 64-px image is its
+    pixels enlarged 4× exactly."""
+    generator = torch.Generator().manual_seed(0)
+    large = torch.rand(3, 256, 256, generator=generator)
+    small = torch.rand(3, 64, 64, generator=generator)
+    plt.close(plots.collage([[small, large, large, large, large]], row_labels=["#0"], column_labels=list("abcde"),
+                            path=tmp_path / "native"))
+    with Image.open(tmp_path / "native.png") as image:
+        png, dpi = np.asarray(image.convert("RGB")).astype(int), image.info["dpi"][0]
+    assert 180 < dpi < 190
+
+    def located(target: np.ndarray) -> np.ndarray:
+        """The PNG's square of ``target``'s size at the offset where its first 16×16 pixels fit best."""
+        side = target.shape[0]
+        offsets = [(r, c) for r in range(0, 80) for c in range(0, png.shape[1] - side)]
+        r, c = min(offsets, key=lambda rc: np.abs(png[rc[0]:rc[0] + 16, rc[1]:rc[1] + 16] - target[:16, :16]).max())
+        return png[r:r + side, c:c + side]
+
+    as_levels = lambda image: (image.permute(1, 2, 0).numpy() * 255).round().astype(int)   # noqa: E731
+    assert np.abs(located(as_levels(large)) - as_levels(large)).max() <= 1
+    enlarged = np.kron(as_levels(small), np.ones((4, 4, 1), dtype=int))
+    assert np.abs(located(enlarged) - enlarged).max() <= 1
+
+
 def test_collage_zoom_rows_enlarge_where_x_hat0_differs_most_from_x_star(tmp_path):
     """Under each row, the window (a quarter of the side) where x̂0 changed x* most, in every column;
     the low-resolution y gives its own pixels of that region; the window is outlined above."""

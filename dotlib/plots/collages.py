@@ -33,6 +33,10 @@ def _to_image(image) -> np.ndarray:
     return np.clip(array, 0.0, 1.0)
 
 
+#: The least dpi at which a collage's PNG is saved at 1:1 (below it, at 300 dpi, enlarged).
+LEAST_DPI = 150.0
+
+
 @_styled
 def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
             column_labels: Sequence[str] | None = None, width: float = PAGE_WIDTH,
@@ -41,7 +45,9 @@ def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
 
     The figure is exactly ``width`` inches wide. Every cell is drawn at the same size
     whatever the image's resolution (a low-resolution ``y`` is shown with its pixels
-    enlarged, nearest neighbour, not interpolated). Images are ``[3, H, W]`` tensors or
+    enlarged, nearest neighbour, not interpolated). The saved PNG shows the largest images at
+    1:1, one image pixel per PNG pixel (its dpi is their width over the cell's), when that
+    gives at least :data:`LEAST_DPI`; smaller images are then enlarged by whole factors. Images are ``[3, H, W]`` tensors or
     ``[H, W, 3]`` arrays in [0, 1]. Row labels may span two lines. ``boxes`` outlines, in every
     image of row ``r``, the square ``(top, left, side)`` given as fractions of the image's height,
     width and width.
@@ -83,7 +89,8 @@ def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
                                            edgecolor="white", linewidth=0.8))
     _shrink_to_cells(fig, axes)
     if path is not None:
-        save_figure(fig, path)
+        native = max(array.shape[1] for row in arrays for array in row) / cell   # dpi of a 1:1 PNG
+        save_figure(fig, path, dpi=native if native >= LEAST_DPI else 300.0)
     return fig
 
 

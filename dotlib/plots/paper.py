@@ -16,8 +16,8 @@ COLUMN_WIDTH = 3.5  # inches, one column of a two-column paper
 PAGE_WIDTH = 7.2  # inches, both columns
 
 
-def save_figure(fig: Figure, path: str | Path) -> tuple[Path, Path]:
-    """Write ``<path>.pdf`` (vector, TrueType fonts embedded) and ``<path>.png`` (300 dpi).
+def save_figure(fig: Figure, path: str | Path, dpi: float = 300.0) -> tuple[Path, Path]:
+    """Write ``<path>.pdf`` (vector, TrueType fonts embedded) and ``<path>.png`` (``dpi``, 300 by default).
 
     The files have the figure's own size (no tight bounding box), so a figure built
     :data:`COLUMN_WIDTH` or :data:`PAGE_WIDTH` wide is that wide on paper; resize others
@@ -35,7 +35,7 @@ def save_figure(fig: Figure, path: str | Path) -> tuple[Path, Path]:
     with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
         writer = atomic_path(png)
         with writer as temporary:
-            fig.savefig(temporary, format="png", dpi=300, metadata={"Software": None})
+            fig.savefig(temporary, format="png", dpi=dpi, metadata={"Software": None})
             if pdf.is_file() and png.is_file() and images_agree(png, temporary):
                 writer.discard()
                 return pdf, png
