@@ -43,8 +43,12 @@ def check_values(tensor: torch.Tensor, name: str, low: float = 0.0, high: float 
     printed at full precision (``repr``), so ``1.0000001`` never reads as ``1``. Inside
     :func:`values_checked` it returns at once (the caller checked every tensor already).
     """
-    if _VALUES_CHECKED.get():
-        return
+    if not _VALUES_CHECKED.get():
+        _raise_unless_valid(tensor, name, low, high)
+
+
+def _raise_unless_valid(tensor: torch.Tensor, name: str, low: float, high: float) -> None:
+    """:func:`check_values`' test and messages, whatever the context."""
     if tensor.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(tensor.shape)}")
     finite = torch.isfinite(tensor)
@@ -74,18 +78,18 @@ def check_values(tensor: torch.Tensor, name: str, low: float = 0.0, high: float 
 def check_values_at_once(named: Mapping[str, torch.Tensor], low: float = 0.0, high: float = 1.0) -> None:
     """:func:`check_values` of every tensor of ``named`` (name -> float tensor) with one host read per
     device instead of three per tensor: on a GPU, one wait per batch however many signals it holds.
-    A tensor that fails gets :func:`check_values`' full message."""
+    A tensor that fails gets :func:`check_values`' full message, inside :func:`values_checked` too."""
     by_device: dict[torch.device, list[str]] = {}
     for name, tensor in named.items():
         if tensor.numel() == 0:
-            check_values(tensor, name, low, high)
+            _raise_unless_valid(tensor, name, low, high)
         by_device.setdefault(tensor.device, []).append(name)
     for names in by_device.values():
         summary = torch.stack([torch.stack([torch.isfinite(named[name]).all().double(), named[name].amin().double(),
                                             named[name].amax().double()]) for name in names]).tolist()
         for name, (finite, lowest, highest) in zip(names, summary):
             if not finite or lowest < low or highest > high:
-                check_values(named[name], name, low, high)
+                _raise_unless_valid(named[name], name, low, high)
 
 
 def values_are_checked() -> bool:

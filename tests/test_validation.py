@@ -268,3 +268,16 @@ def test_save_pretrained_replaces_each_file_atomically(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "out"]  # no temporary folder left
     assert encoders.weights_fingerprint(tmp_path / "out") == encoders.weights_fingerprint(tmp_path / "first")
+
+
+def test_values_checked_at_once_are_refused_by_name_even_inside_values_checked() -> None:
+    from dotlib.validate import check_values, check_values_at_once, values_checked
+
+    good, bad = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4) * 3.0
+    check_values_at_once({"good": good, "also": good})
+    with values_checked():
+        check_values(bad, "bad")   # trusted: the caller checked it
+        with pytest.raises(ValueError, match="bad must lie in"):
+            check_values_at_once({"good": good, "bad": bad})
+        with pytest.raises(ValueError, match="empty is empty"):
+            check_values_at_once({"empty": torch.empty(0, 3, 4, 4)})
