@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .cli import save_png
 from .metrics.registry import METRICS
 from .paths import project_root
 
@@ -87,15 +88,8 @@ def write_folder_outputs(images: Path, outputs: Path, task: str, size: int, seed
     outputs.mkdir(parents=True, exist_ok=True)
     for index, path in enumerate(folder.files):
         y = degrade(task, folder[index][None], seed=seed + index)
-        _save(bicubic_upsample(y, size // y.shape[-1])[0], outputs / f"{path.stem}.png")
+        save_png(bicubic_upsample(y, size // y.shape[-1])[0], outputs / f"{path.stem}.png")
     return len(folder.files)
-
-
-def _save(image: torch.Tensor, path: Path) -> None:
-    from PIL import Image
-
-    array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype("uint8")
-    Image.fromarray(array).save(path)
 
 
 def write_ddrm_standins(images: Path, root: Path, size: int, seed: int = 0) -> int:
@@ -114,7 +108,7 @@ def write_ddrm_standins(images: Path, root: Path, size: int, seed: int = 0) -> i
         clean = authors_clean(load_image(path), size)
         y = authors_degrade("sr4_awgn50", clean, seed=seed + index)
         for name, image in (("original", clean), ("degraded", y), ("ddrm", bicubic_upsample(y[None], 4)[0])):
-            _save(image, folders[name] / f"{path.stem}.png")
+            save_png(image, folders[name] / f"{path.stem}.png")
     return len(files)
 
 
@@ -127,7 +121,7 @@ def write_paired_inputs(images: Path, folder: Path, task: str, seed: int = 0) ->
     folder.mkdir(parents=True, exist_ok=True)
     files = ImageFolder(images).files
     for index, path in enumerate(files):
-        _save(authors_degrade(task, load_image(path), seed=seed + index), folder / f"{path.stem}.png")
+        save_png(authors_degrade(task, load_image(path), seed=seed + index), folder / f"{path.stem}.png")
     return len(files)
 
 
