@@ -206,8 +206,10 @@ def throughput(settings: dict, env: dict) -> dict:
         profiled = _child(env, settings["size"], settings["profiled"], "cuda", True)
         result.update(gpu_share=profiled["gpu_share"], host_syncs=profiled["host_syncs"],
                       profiled_batches=profiled["batches"])
-    hours = per_image * PAPER_IMAGES * paper_task_steps() / 3600
-    result["projected_hours"] = {"task_steps": paper_task_steps(), "1_gpu": hours, "8_gpus": hours / 8} if settings["device"] == "cuda" else None
+    steps = paper_task_steps()
+    hours = per_image * PAPER_IMAGES * steps / 3600
+    result["projected_hours"] = {"task_steps": steps, "1_gpu": hours, "8_gpus": hours / 8} \
+        if settings["device"] == "cuda" else None
     return result
 
 
