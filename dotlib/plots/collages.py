@@ -47,8 +47,8 @@ def collage(images: Sequence[Sequence], row_labels: Sequence[str] | None = None,
     whatever the image's resolution (a low-resolution ``y`` is shown with its pixels
     enlarged, nearest neighbour, not interpolated). The saved PNG shows the largest images at
     1:1, one image pixel per PNG pixel (its dpi is their width over the cell's), when that
-    gives at least :data:`LEAST_DPI`; smaller images are then enlarged by whole factors. Images are ``[3, H, W]`` tensors or
-    ``[H, W, 3]`` arrays in [0, 1]. Row labels may span two lines. ``boxes`` outlines, in every
+    gives at least :data:`LEAST_DPI`; smaller images are then enlarged by whole factors.
+    Images are ``[3, H, W]`` tensors or ``[H, W, 3]`` arrays in [0, 1]. Row labels may span two lines. ``boxes`` outlines, in every
     image of row ``r``, the square ``(top, left, side)`` given as fractions of the image's height,
     width and width.
     """
