@@ -575,6 +575,8 @@ def content_study(tmp_path, monkeypatch, fixed_code):
               parameters="checkpoint = None\ndata = None\nout = 'out.txt'")
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights/model.pth").write_text("version 1")
+    old = time.time() - 60   # not "just written": ContentDigests does not cache a file modified < 2 s ago
+    os.utime(tmp_path / "weights/model.pth", (old, old))
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos/one.png").write_bytes(b"x")
     (tmp_path / "study.yaml").write_text(
