@@ -35,9 +35,8 @@ verify: $(STAMP)  ## re-run the study in a temporary copy and compare every CSV 
 toy: $(STAMP)  ## only the toy Gaussian study
 	$(PY) -m dotlib.reproduce studies/$(STUDY).yaml --only 'toy*'
 
-train-embedded: $(STAMP)  ## retrain the committed embedded VAE and restorers (CPU, long)
-	$(VENV)/bin/papermill notebooks/00_train_embedded_vae.ipynb results/train/00_train_embedded_vae.ipynb --cwd . -k python3
-	$(VENV)/bin/papermill notebooks/00_train_embedded_restorers.ipynb results/train/00_train_embedded_restorers.ipynb --cwd . -k python3
+train-embedded: $(STAMP)  ## retrain the committed embedded VAE and restorers: studies/train.yaml (CPU, about an hour on 2 cores)
+	$(PY) -m dotlib.reproduce studies/train.yaml --force
 
 bench: $(STAMP)  ## speed benchmarks (print ratios measured in one run)
 	$(PY) benchmarks/bench_gaussian.py
