@@ -51,11 +51,12 @@ CONVENTIONS: tuple[Convention, ...] = (
                "clamped to [0, 1]", "option: clip_x_star: false"),
     Convention("y row of the table", "upsampled bilinear", "upsampled bicubic", "option: protocol: authors"),
     Convention("DDRM row", "precomputed clean images, inputs and outputs (σ 25, though the poster says σ = 50); "
-               "100 + 100 disjoint fitting images, every image evaluated, x̂0 clipped, α from 1 to 0",
+               "the first 200 images alternately target and source, every image evaluated, x̂0 clipped, "
+               "α from 1 to 0",
                "precomputed outputs read from a folder; y made from x",
-               "option: degraded_data, fit_data, n_fit: 100, fit_split: disjoint, clip_x_hat0: true, alpha_start: 0.0 "
-               "(the step sr4_awgn50_ddrm: fit_data is data, α from 0 to 1 by 0.1; its 200 fitting images are drawn "
-               "by seed, theirs are the first 200, alternately target and source)"),
+               "option: degraded_data, fit_data, n_fit: 100, fit_split: disjoint, fit_order: alternating, "
+               "clip_x_hat0: true, alpha_start: 0.0 (the step sr4_awgn50_ddrm: fit_data is data, the first 200 "
+               "images by name alternately target and source, α from 0 to 1 by 0.1)"),
     Convention("NLM colour-denoising row", "their own global non-local means on 32-px tiles (overlap 1/4, h² = 2, "
                "Euclidean distances)", "skimage's NLM (restorer nlm)",
                "option: restorer: global_nlm (the step awgn50_global_nlm)"),

@@ -66,6 +66,12 @@ SET_LEVEL_DIFFERENCES = ("swd", "detail")
 #: Fitting designs on an image folder: the authors' (the same images), and disjoint images.
 FOLDER_SPLITS = ("same", "disjoint")
 
+#: How the fitting images are picked: ``shuffled`` by ``seed`` (the first ``n_fit`` are the target,
+#: the next ``n_fit`` the disjoint design's source), or ``alternating``, the authors' DDRM run
+#: (``dmax/precomputed_results.py``): in file-name order, the first 2·n_fit images alternately
+#: target (even positions) and source (odd positions).
+FIT_ORDERS = ("shuffled", "alternating")
+
 
 @dataclass
 class FolderRun:
@@ -168,6 +174,7 @@ def run_folder_task(
     restorer_checkpoint: str | None = None,
     fit_split: str = "same",
     ablation_splits: Sequence[str] = (),
+    fit_order: str = "shuffled",
     decodes: Sequence[str] = ("direct",),
     size: int = 512,
     protocol: str = "dotlib",
@@ -201,7 +208,9 @@ def run_folder_task(
 
     Images are sorted by path and shuffled by ``seed``; the first ``n_fit`` are fitted (``same``:
     target = those images, source = their restorations; ``disjoint``: the source is the next
-    ``n_fit``), the others evaluated (at most ``max_eval``). With ``fit_data`` (the authors: 16
+    ``n_fit``), the others evaluated (at most ``max_eval``). ``fit_order="alternating"`` (the
+    authors' DDRM run) fits in file-name order instead: the first 2·n_fit images alternately,
+    target at even positions, source (``disjoint``) at odd ones (see :data:`FIT_ORDERS`). With ``fit_data`` (the authors: 16
     ImageNet *train* images) the fitted images come from that folder and all of ``data`` is
     evaluated. Images are prepared at ``size``² by ``protocol`` (:mod:`dotlib.protocol`).
     With ``degraded_data`` every degraded input y is read from that folder, matched to its clean
@@ -220,11 +229,11 @@ def run_folder_task(
     settings = {key: value for key, value in locals().items() if not key.startswith("checkpoint")}
     splits = fitted_designs(fit_split, ablation_splits, FOLDER_SPLITS)
     decodes = check_decodes(decodes)
-    _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers, protocol)
+    _check_folder_options(task, fid_mode, n_fit, max_eval, batch_size, num_workers, protocol, fit_order)
     rank, world, device_ = start_processes(device)
-    fitted = n_fit * (2 if "disjoint" in splits else 1)   # the disjoint ablation's source: the next n_fit
+    fitted = n_fit * (2 if "disjoint" in splits or fit_order == "alternating" else 1)
     folder, fit_folder, order, evaluated = _chosen_images(data, fit_data, protocol, size, fitted, max_eval, seed,
-                                                          max(2, world))
+                                                          max(2, world), shuffle=fit_order == "shuffled")
     run = _FolderRun(task, folder, [path.name for path in folder.files],
                      _restorer(restorer, task, device_, restorer_checkpoint, protocol, clip_x_star),
                      load_encoder(encoder, device=device_, sample=latent == "sample", seed=seed),
@@ -232,11 +241,11 @@ def run_folder_task(
                      None if degraded_data is None else MatchedFolder(degraded_data, "degraded folder", "input"),
                      clip_x_star)
     _check_inputs(run, [fit_folder.files[i].name for i in order[:fitted]] + [run.names[i] for i in evaluated])
-    fitting = {"same": (order[:n_fit], order[:n_fit]), "disjoint": (order[:n_fit], order[n_fit:fitted])}
+    fitting = _fitting_positions(order, n_fit, fit_order)
     operators = {split: _fit_operator(run, fit_folder, *fitting[split], patch_size=patch_size, eps=eps, ridge=ridge,
                                       border=border, clip_x_hat0=clip_x_hat0) for split in splits}
     features, classifier, lpips_model, missing = perception_models(device_, inception, lpips, fid_mode)
-    evaluator = StreamingEvaluator(torch.stack([fit_folder[i] for i in order[:n_fit]]), device=device_,
+    evaluator = StreamingEvaluator(torch.stack([fit_folder[i] for i in fitting["same"][0]]), device=device_,
                                    features=features, classifier=classifier, lpips=lpips_model, seed=seed,
                                    kid_capacity=kid_capacity, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                                    is_splits=min(is_splits, len(evaluated)))
@@ -252,17 +261,35 @@ def run_folder_task(
     if rank != 0:
         return None
     paired_from = "" if degraded_data is None else f", y read from {display_path(degraded_data)}"
-    description = _description(data, fit_data, f"{n_fit} fitting images", fit_split, len(evaluated),
+    picked = "" if fit_order == "shuffled" else f", {fit_order} in name order"
+    description = _description(data, fit_data, f"{n_fit} fitting images{picked}", fit_split, len(evaluated),
                                f"{size}² ({protocol} protocol{paired_from}{restoring})", world, seed)
     return _folder_run(run, evaluator.compute(), operators, kept, kept_names, missing, (restorer, encoder, decodes[0]),
                        description)
 
 
+def _fitting_positions(order: list[int], n_fit: int, fit_order: str) -> dict[str, tuple[list[int], list[int]]]:
+    """``{design: (target positions, source positions)}`` in the fitting folder, whose positions
+    are taken in ``order`` (:data:`FIT_ORDERS` says how ``fit_order`` picks them)."""
+    if fit_order == "alternating":
+        target, other = order[0:2 * n_fit:2], order[1:2 * n_fit:2]
+    else:
+        target, other = order[:n_fit], order[n_fit:2 * n_fit]
+    return {"same": (target, target), "disjoint": (target, other)}
+
+
+def _order(folder: PreparedFolder, seed: int, shuffle: bool) -> list[int]:
+    """The folder's positions, shuffled by ``seed`` or in file-name order."""
+    if not shuffle:
+        return list(range(len(folder)))
+    return torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
 def _shuffled(folder: PreparedFolder, fitted: int, max_eval: int | None, seed: int,
-              needed: int) -> tuple[list[int], list[int]]:
-    """``(order, evaluated)``: the folder's positions shuffled by ``seed``, and those after the
+              needed: int, shuffle: bool = True) -> tuple[list[int], list[int]]:
+    """``(order, evaluated)``: the folder's positions (:func:`_order`), and those after the
     first ``fitted`` (at most ``max_eval``); ``ValueError`` when fewer than ``needed`` remain."""
-    order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
+    order = _order(folder, seed, shuffle)
     evaluated = order[fitted:][:max_eval]
     if len(evaluated) < needed:
         raise ValueError(f"{folder.folder.root} holds {len(folder)} images: {fitted} are fitted and {len(evaluated)} "
@@ -323,31 +350,35 @@ def _description(data: str, fit_data: str | None, fitting: str, fit_split: str, 
 
 
 def _chosen_images(data: str, fit_data: str | None, protocol: str, size: int, fitted: int, max_eval: int | None,
-                   seed: int, needed: int) -> tuple[PreparedFolder, PreparedFolder, list[int], list[int]]:
-    """``(folder, fitting folder, fitting order, evaluated positions)``: with one folder, its shuffled
-    positions (the first ``fitted`` are fitted, the rest evaluated); with ``fit_data``, the
-    fitting folder's shuffled positions and every image of ``data`` (at most ``max_eval``)."""
+                   seed: int, needed: int, shuffle: bool) -> tuple[PreparedFolder, PreparedFolder, list[int], list[int]]:
+    """``(folder, fitting folder, fitting order, evaluated positions)``: with one folder, its
+    positions shuffled (or in name order, ``shuffle=False``): the first ``fitted`` are fitted, the
+    rest evaluated; with ``fit_data``, the fitting folder's positions and every image of ``data``
+    (at most ``max_eval``)."""
     folder = PreparedFolder(data, protocol, size)
     if fit_data is None:
-        order, evaluated = _shuffled(folder, fitted, max_eval, seed, needed)
+        order, evaluated = _shuffled(folder, fitted, max_eval, seed, needed, shuffle)
         return folder, folder, order, evaluated
     fit_folder = PreparedFolder(fit_data, protocol, size)
-    return folder, fit_folder, _fitting_order(fit_folder, fitted, seed), _shuffled(folder, 0, max_eval, seed, needed)[1]
+    return (folder, fit_folder, _fitting_order(fit_folder, fitted, seed, shuffle),
+            _shuffled(folder, 0, max_eval, seed, needed)[1])
 
 
-def _fitting_order(folder: PreparedFolder, fitted: int, seed: int) -> list[int]:
-    """The positions of a separate fitting folder, shuffled by ``seed``; ``ValueError`` when it
+def _fitting_order(folder: PreparedFolder, fitted: int, seed: int, shuffle: bool) -> list[int]:
+    """The positions of a separate fitting folder (:func:`_order`); ``ValueError`` when it
     holds fewer than the ``fitted`` images the designs need."""
     if len(folder) < fitted:
         raise ValueError(f"the fitting folder {folder.folder.root} holds {len(folder)} images; the designs fit on "
-                         f"{fitted} (n_fit, twice with the disjoint ablation)")
-    return torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
+                         f"{fitted} (n_fit, twice with the disjoint ablation or the alternating order)")
+    return _order(folder, seed, shuffle)
 
 
 def _check_folder_options(task: str, fid_mode: str, n_fit: int, max_eval: int | None, batch_size: int,
-                          num_workers: int, protocol: str) -> None:
+                          num_workers: int, protocol: str, fit_order: str) -> None:
     """Clear errors before anything loads."""
     check_protocol(protocol)
+    if fit_order not in FIT_ORDERS:
+        raise ValueError(f"fit_order must be one of {', '.join(FIT_ORDERS)}, got {fit_order!r}")
     if fid_mode not in FID_MODES:
         raise ValueError(f"fid_mode must be one of {', '.join(FID_MODES)}, got {fid_mode!r}")
     if n_fit < 2 or (max_eval is not None and max_eval < 1) or batch_size < 1 or num_workers < 0:

@@ -76,6 +76,8 @@ def test_bad_runs_fail_before_any_work() -> None:
         launch(1, task="sr4", restorer="mse_net", data=str(PHOTOS), n_eval=5)
     with pytest.raises(ValueError, match="remain to evaluate"):
         run_folder_task("sr4", "mse_net", **{**SMALL, "n_fit": 12})
+    with pytest.raises(ValueError, match="fit_order must be one of shuffled, alternating"):
+        run_folder_task("sr4", "mse_net", **{**SMALL, "fit_order": "sorted"})
 
 
 def test_a_separate_fitting_folder_fits_there_and_evaluates_all_of_data(tmp_path) -> None:
@@ -99,6 +101,34 @@ def test_a_separate_fitting_folder_fits_there_and_evaluates_all_of_data(tmp_path
     with pytest.raises(ValueError, match="holds 6 images; the designs fit on 8"):
         run_folder_task("sr4", "mse_net", **{**options, "n_fit": 8, "data": str(tmp_path / "val"),
                                              "fit_data": str(tmp_path / "fit")})
+
+
+def test_the_alternating_order_fits_even_names_as_target_and_odd_ones_as_source(tmp_path) -> None:
+    """``fit_order="alternating"`` (the authors' DDRM run): of the fitting folder's files in name
+    order, the even ones are the target and the odd ones the source. A shuffled run on the same
+    photos, named so that its seeded shuffle picks those targets and sources, measures the same."""
+    import shutil
+
+    files = sorted(ImageFolder(PHOTOS).files)
+    fit, val, shuffled = tmp_path / "fit", tmp_path / "val", tmp_path / "shuffled"
+    for folder in (fit, val, shuffled):
+        folder.mkdir()
+    for index, path in enumerate(files[:4]):            # photos 0 and 2 are targets, 1 and 3 sources
+        shutil.copy(path, fit / f"{index}{path.suffix}")
+    for path in files[4:7]:
+        shutil.copy(path, val / path.name)
+    order = torch.randperm(4, generator=torch.Generator().manual_seed(0)).tolist()
+    for position, photo in zip(order, (0, 2, 1, 3)):    # the shuffle's first two: targets, next two: sources
+        shutil.copy(files[photo], shuffled / f"{position}{files[photo].suffix}")
+    options = {**SMALL, "max_eval": None, "alphas": [0.0, 0.5], "decodes": ["direct"], "n_fit": 2,
+               "fit_split": "disjoint", "data": str(val), "seed": 0}
+    alternating = run_folder_task("sr4", "mse_net", **options, fit_data=str(fit), fit_order="alternating")
+    reference = run_folder_task("sr4", "mse_net", **options, fit_data=str(shuffled))
+    _compare(alternating.table, reference.table)
+    assert "alternating in name order" in alternating.description
+    swapped = run_folder_task("sr4", "mse_net", **options, fit_data=str(fit))   # another pick: another operator
+    assert swapped.table.latent_w2_fitted.dropna().iloc[0] != pytest.approx(
+        alternating.table.latent_w2_fitted.dropna().iloc[0], rel=1e-6)
 
 
 def test_a_run_killed_midway_resumes_to_the_uninterrupted_metrics(tmp_path, monkeypatch) -> None:
