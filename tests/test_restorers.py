@@ -136,7 +136,7 @@ def test_mse_net_beats_every_classical_restorer(task, eval_crops):
     """Committed weights: the MSE nets are closer to the MMSE estimator than any classical method.
 
     Margins over the best classical restorer (results/train/restorers.csv): sr4 +0.77 dB,
-    jpeg10 +0.13, awgn50 +1.14, sr4_jpeg10 +0.06, sr4_awgn50 +0.35.
+    jpeg10 +0.08, awgn50 +1.15, sr4_jpeg10 +0.06, sr4_awgn50 +0.35.
     """
     y = degrade(task, eval_crops, seed=0)
     ours = float(psnr(get_restorer("mse_net", task)(y), eval_crops).mean())
