@@ -142,8 +142,11 @@ def check_alpha(alpha: object) -> float:
 def of_type(value: object, kind: str) -> bool:
     """Whether ``value`` is of the declared type ``kind``, written as Python annotates it: ``int``,
     ``float`` (ints are floats too), ``bool``, ``str``, ``list[float]`` or ``Sequence[str]`` (a list
-    or tuple whose items are), ``None``, unions with ``|``, ``any``. A bool is never a number and
-    no string is a number: what a study file or a run configuration gives is taken as typed."""
+    or tuple whose items are), ``None``, unions with ``|``, ``Optional[...]``, ``any``. A bool is
+    never a number and no string is a number: what a study file or a run configuration gives is
+    taken as typed."""
+    if kind.startswith("Optional[") and kind.endswith("]"):
+        return value is None or of_type(value, kind[len("Optional["):-1])
     for option in (part.strip() for part in kind.split("|")):
         if option in ("any", "object") or (option == "None" and value is None):
             return True

@@ -268,7 +268,7 @@ def test_study_parameters_are_typed_as_the_notebook_declares_them(tmp_path) -> N
     from dotlib.reproduce.parameters import parameter_types
 
     toy, task = "notebooks/01_toy_gaussian.ipynb", "notebooks/03_restore_task.ipynb"
-    assert parameter_types(task)["eps"] == "float | None" and parameter_types(toy)["fewshot_sizes"] == "list[int]"
+    assert parameter_types(task)["eps"] == "Optional[float]" and parameter_types(toy)["fewshot_sizes"] == "list[int]"
     with pytest.raises(ValueError, match=r"'fewshot_sizes' .* must be list\[int\], got str '64'"):
         check_parameters(toy, {"fewshot_sizes": "64"})
     with pytest.raises(ValueError, match=r"'noise_std' .* must be float, got bool True: true/false is a boolean"):
@@ -279,7 +279,7 @@ def test_study_parameters_are_typed_as_the_notebook_declares_them(tmp_path) -> N
     with pytest.raises(ValueError, match=r"YAML reads 1e-5 as a string .* so write 1e-05"):
         check_parameters(task, {"eps": eps})
     check_parameters(task, {"eps": None, "max_eval": 20, "alpha_step": 1, "ablation_splits": []})
-    with pytest.raises(ValueError, match=r"'max_eval' .* must be int \| None, got float 20.0"):
+    with pytest.raises(ValueError, match=r"'max_eval' .* must be Optional\[int\], got float 20.0"):
         check_parameters(task, {"max_eval": 20.0})
     (tmp_path / "n.ipynb").write_text((Path(toy)).read_text())
     (tmp_path / "s.yaml").write_text("steps:\n  a: {notebook: n.ipynb, output: ../../x.ipynb}\n")
@@ -305,6 +305,26 @@ def test_a_notebook_refuses_what_papermill_injects_but_it_does_not_declare() -> 
     with pytest.raises(ValueError, match=r"'size' .* must be int, got str '64'"):
         check_kernel_parameters({"In": history, "size": "64"}, "03_restore_task.ipynb")
     check_kernel_parameters({"In": ["", parameters, "run = 1\n"], "run": 1}, "03_restore_task.ipynb")   # a hand run
+
+
+@pytest.mark.parametrize("notebook", sorted(Path("notebooks").glob("*.ipynb")), ids=lambda path: path.name)
+def test_papermill_reads_the_parameters_the_notebook_declares(notebook) -> None:
+    """papermill's own reading of a parameters cell (``--help-notebook``; a name it does not find is
+    "Passed unknown parameter") finds every declared parameter, the optional ones included."""
+    import papermill
+
+    from dotlib.reproduce import notebook_parameters
+
+    assert set(papermill.inspect_notebook(str(notebook))) == set(notebook_parameters(notebook))
+
+
+def test_optional_annotations_are_checked_like_unions() -> None:
+    from dotlib.reproduce.parameters import parameter_types
+    from dotlib.validate import of_type
+
+    assert parameter_types("notebooks/03_restore_task.ipynb")["max_eval"] == "Optional[int]"
+    assert of_type(None, "Optional[int]") and of_type(3, "Optional[int]") and of_type([0.5], "Optional[list[float]]")
+    assert not of_type("3", "Optional[int]") and not of_type(True, "Optional[int]")
 
 
 def test_notebook_parameters_are_checked_before_anything_runs(study_dir):

@@ -2,10 +2,14 @@
 
 The cell tagged ``parameters`` declares each parameter with its default, optionally annotated::
 
+    from typing import Optional
     n_fit = 16                   # an int: 16.0, "16" or true are refused
     alphas = [0.0, 0.5]          # a list of floats (its first element's type; ints are floats too)
-    eps: float | None = None     # a None default needs an annotation to be checked
+    eps: Optional[float] = None  # a None default needs an annotation to be checked
 
+Optional parameters are annotated ``Optional[...]``, not ``... | None``: papermill's own reading of
+the cell (``papermill --help-notebook``, and its "Passed unknown parameter" warning) does not parse
+a ``|`` in an annotation, so it would list such a parameter as unknown although the notebook reads it.
 A declared type is the annotation where there is one, else the default's type (``bool``,
 ``int``, ``float``, ``str``, ``list[...]``); a None default without an annotation takes any
 value. No string is turned into a number: a study that gives ``"64"`` where a list of
